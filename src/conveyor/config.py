@@ -1,0 +1,278 @@
+"""conveyor.yaml as pydantic models, loaded with errors that name the file and the key path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from conveyor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+CONFIG_FILE = "conveyor.yaml"
+METADATA_URL_ENV = "CONVEYOR_METADATA_URL"
+ARTIFACTS_URI_ENV = "CONVEYOR_ARTIFACTS_URI"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StoreConfig(_Section):
+    """Where runs, models and artifacts live. Relative paths are relative to the project folder."""
+
+    metadata: str = "sqlite:///.conveyor/conveyor.db"
+    artifacts: str = ".conveyor/artifacts"
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceConfig(_Section):
+    """Where the training data comes from."""
+
+    type: Literal["csv", "parquet", "sql", "mongodb"] = "csv"
+    path: str | None = None
+    url: str | None = None
+    query: str | None = None
+    table: str | None = None
+    uri: str | None = None
+    database: str | None = None
+    collection: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SplitConfig(_Section):
+    """Train/test split."""
+
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    stratify: bool = True
+    seed: int = 42
+
+
+class DataConfig(_Section):
+    """The data section: source, contract, target and split."""
+
+    source: SourceConfig
+    schema_file: str | None = Field(None, alias="schema")
+    target: str
+    positive_class: str | int | bool | None = None
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class NumericFeatures(_Section):
+    """How numeric columns are prepared."""
+
+    impute: Literal["median", "mean", "most_frequent", "none"] = "median"
+    scale: Literal["standard", "minmax", "robust", "none"] = "standard"
+
+
+class CategoricalFeatures(_Section):
+    """How categorical columns are prepared."""
+
+    impute: Literal["most_frequent", "constant", "none"] = "most_frequent"
+    encode: Literal["onehot", "ordinal"] = "onehot"
+
+
+class FeaturesConfig(_Section):
+    """Preprocessing, saved with the model so inference does what training did."""
+
+    drop: list[str] = Field(default_factory=list)
+    numeric: NumericFeatures = Field(default_factory=NumericFeatures)
+    categorical: CategoricalFeatures = Field(default_factory=CategoricalFeatures)
+
+
+class CandidateConfig(_Section):
+    """One estimator to try, by dotted import path."""
+
+    name: str
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, Any] = Field(default_factory=dict)
+
+
+class TuningConfig(_Section):
+    """Hyper-parameter search settings."""
+
+    trials: int = Field(20, ge=1)
+    cv: int = Field(3, ge=2)
+    metric: str = "f1"
+
+
+class TrainingConfig(_Section):
+    """Which estimators to train."""
+
+    task: Literal["classification", "regression"] | None = None
+    candidates: list[CandidateConfig] = Field(min_length=1)
+    tuning: TuningConfig | None = None
+
+
+class EvaluationConfig(_Section):
+    """Metrics, gates and the champion/challenger margin."""
+
+    primary: str = "f1"
+    gates: dict[str, str] = Field(default_factory=dict)
+    min_improvement: float = 0.0
+
+
+class PromoteConfig(_Section):
+    """Promotion policy."""
+
+    alias: str = "production"
+    require_approval: bool = False
+
+
+class RegistryConfig(_Section):
+    """Model registry settings."""
+
+    model: str
+    promote: PromoteConfig = Field(default_factory=PromoteConfig)
+
+
+class ServingConfig(_Section):
+    """Online serving settings."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    auth: Literal["api_key", "none"] = "api_key"
+    log_predictions: bool = True
+
+
+class DriftConfig(_Section):
+    """Drift thresholds."""
+
+    threshold: float = 0.1
+    share: float = Field(0.5, gt=0.0, le=1.0)
+
+
+class RetrainConfig(_Section):
+    """When monitoring may start the train line."""
+
+    on_drift: bool = False
+
+
+class MonitoringConfig(_Section):
+    """Drift monitoring, alerts and retraining triggers."""
+
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    schedule: str | None = None
+    alerts: list[dict[str, Any]] = Field(default_factory=list)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+
+
+class ExecutorConfig(_Section):
+    """Where steps execute: in this process, or on a Dask cluster."""
+
+    type: Literal["local", "dask"] = "local"
+    address: str | None = None
+    workers: int | None = Field(None, ge=1)
+
+
+class ProjectConfig(_Section):
+    """The whole of conveyor.yaml."""
+
+    project: str
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    pipelines: dict[str, str] = Field(default_factory=dict)
+    data: DataConfig | None = None
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    training: TrainingConfig | None = None
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    registry: RegistryConfig | None = None
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+
+def load_config(path: str | Path, *, overrides: Iterable[str] = ()) -> ProjectConfig:
+    """Read, override and validate a conveyor.yaml.
+
+    Args:
+        path: the conveyor.yaml file, or the project folder holding it.
+        overrides: ``key.path=value`` strings (``--set``); values are parsed as YAML scalars.
+
+    Returns:
+        The validated config, with ``CONVEYOR_METADATA_URL`` / ``CONVEYOR_ARTIFACTS_URI`` applied.
+
+    Raises:
+        ConfigError: missing/unreadable file, bad YAML, or invalid content; one message naming
+            the file and every offending key path.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / CONFIG_FILE
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found (run `conveyor init` to create one)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
+    for item in overrides:
+        apply_override(raw, item, source=str(file))
+    _apply_env(raw)
+    return parse_config(raw, source=file.name)
+
+
+def parse_config(raw: Mapping[str, Any], *, source: str = CONFIG_FILE) -> ProjectConfig:
+    """Validate an already-parsed config mapping; errors are prefixed with ``source``."""
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: {_loc(err['loc'])}: {_message(err)}" for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def apply_override(raw: dict[str, Any], item: str, *, source: str = "--set") -> None:
+    """Set ``a.b.c=value`` in a raw config mapping, creating sections as needed."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{source}: override {item!r} must look like key.path=value")
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: override {item!r}: {part} is not a section")
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: override {item!r}: invalid value: {exc}") from exc
+
+
+def _apply_env(raw: dict[str, Any]) -> None:
+    store = raw.setdefault("store", {})
+    if not isinstance(store, dict):
+        return  # reported by validation
+    if url := os.environ.get(METADATA_URL_ENV):
+        store["metadata"] = url
+    if uri := os.environ.get(ARTIFACTS_URI_ENV):
+        store["artifacts"] = uri
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "field required"
+    msg = str(err["msg"])
+    return msg[:1].lower() + msg[1:]

@@ -1,0 +1,1 @@
+"""Bundled example projects and their seeded data generators."""

@@ -1,0 +1,1 @@
+"""Stores: queryable metadata (SQL) apart from bulk bytes (fsspec)."""

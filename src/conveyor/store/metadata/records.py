@@ -1,0 +1,136 @@
+"""Plain, immutable records the metadata store returns (never SQLAlchemy rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    """Lifecycle of a run."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    GATED = "gated"
+
+
+class StepStatus(StrEnum):
+    """Lifecycle of one step inside a run."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    CACHED = "cached"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def done_ok(self) -> bool:
+        """Whether the step's outputs are available."""
+        return self in (StepStatus.SUCCEEDED, StepStatus.CACHED)
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """An artifact as a step saw it: dataset name, address and serializer kind."""
+
+    name: str
+    digest: str
+    kind: str
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step of a run."""
+
+    id: int
+    run_id: str
+    name: str
+    position: int
+    status: StepStatus
+    cache_key: str | None
+    cached_from: int | None
+    started_at: float | None
+    ended_at: float | None
+    error: str | None
+    traceback: str | None
+    inputs: tuple[ArtifactRef, ...] = ()
+    outputs: tuple[ArtifactRef, ...] = ()
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the step took, if it ran."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One execution of a pipeline, with its steps, parameters and metrics."""
+
+    id: str
+    pipeline: str
+    status: RunStatus
+    started_at: float
+    ended_at: float | None
+    executor: str
+    git_commit: str | None
+    config_hash: str | None
+    host: str
+    pid: int
+    error: str | None
+    steps: tuple[StepRecord, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the run took, if it ended."""
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """A earlier successful execution of a step with the same cache key."""
+
+    step_id: int
+    run_id: str
+    outputs: tuple[ArtifactRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionRecord:
+    """A registered model version."""
+
+    name: str
+    version: int
+    digest: str
+    run_id: str | None
+    dataset: str | None
+    status: str
+    metrics: dict[str, float]
+    signature: dict[str, Any] | None
+    tags: dict[str, str]
+    git_commit: str | None
+    config_hash: str | None
+    reason: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One entry of the append-only audit log."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    entity: str
+    reason: str | None
+    details: dict[str, Any]

@@ -1,0 +1,505 @@
+"""SqlMetadataStore: runs, steps, lineage, metrics, datasets, models and events in SQL.
+
+SQLite (the embedded default) and PostgreSQL share this code. Every public method is one
+transaction; SQLAlchemy errors are translated into :class:`MetadataStorageError` here and never
+escape.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from conveyor.errors import ConveyorError, MetadataStorageError, ModelNotFoundError, NotFoundError
+from conveyor.store.metadata import tables as t
+from conveyor.store.metadata.records import (
+    ArtifactRef,
+    CacheHit,
+    EventRecord,
+    ModelVersionRecord,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+    from sqlalchemy import Connection, Engine, Row
+
+ACTOR_ENV = "CONVEYOR_ACTOR"
+_REGISTER_RETRIES = 20
+
+
+def current_actor() -> str:
+    """Who is acting: ``$CONVEYOR_ACTOR`` or the OS user."""
+    if actor := os.environ.get(ACTOR_ENV):
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+class SqlMetadataStore:
+    """The metadata store on a SQLAlchemy engine (open one with ``open_metadata_store``)."""
+
+    def __init__(self, engine: Engine, *, display_url: str) -> None:
+        self._engine = engine
+        self.display_url = display_url
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except ConveyorError:
+            raise
+        except SQLAlchemyError as exc:
+            raise MetadataStorageError(
+                f"metadata store {self.display_url}: {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+            ) from exc
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        pipeline: str,
+        step_names: Sequence[str],
+        *,
+        executor: str,
+        params: Mapping[str, Any] | None = None,
+        git_commit: str | None = None,
+        config_hash: str | None = None,
+    ) -> tuple[str, dict[str, int]]:
+        """Record a new running run with its steps pending; returns ``(run_id, step ids by name)``."""
+        run_id = uuid.uuid4().hex
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(
+                insert(t.runs).values(
+                    id=run_id,
+                    pipeline=pipeline,
+                    status=RunStatus.RUNNING,
+                    started_at=now,
+                    executor=executor,
+                    git_commit=git_commit,
+                    config_hash=config_hash,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                )
+            )
+            if params:
+                conn.execute(
+                    insert(t.run_params),
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in params.items()],
+                )
+            if step_names:
+                conn.execute(
+                    insert(t.steps),
+                    [
+                        {"run_id": run_id, "name": name, "position": i, "status": StepStatus.PENDING}
+                        for i, name in enumerate(step_names)
+                    ],
+                )
+            rows = conn.execute(
+                select(t.steps.c.name, t.steps.c.id).where(t.steps.c.run_id == run_id)
+            ).all()
+        return run_id, {name: step_id for name, step_id in rows}
+
+    def finish_run(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
+        """Close a run; steps still pending are marked skipped."""
+        with self._tx() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(status=status, ended_at=time.time(), error=error)
+            )
+            conn.execute(
+                update(t.steps)
+                .where(and_(t.steps.c.run_id == run_id, t.steps.c.status == StepStatus.PENDING))
+                .values(status=StepStatus.SKIPPED)
+            )
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark runs whose process died (same host, pid gone) as interrupted; returns their ids."""
+        host = socket.gethostname()
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(t.runs.c.id, t.runs.c.pid).where(
+                    and_(t.runs.c.status == RunStatus.RUNNING, t.runs.c.host == host)
+                )
+            ).all()
+            dead = [run_id for run_id, pid in rows if not _pid_alive(pid)]
+            if not dead:
+                return []
+            now = time.time()
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id.in_(dead))
+                .values(status=RunStatus.INTERRUPTED, ended_at=now, error="process died")
+            )
+            conn.execute(
+                update(t.steps)
+                .where(and_(t.steps.c.run_id.in_(dead), t.steps.c.status == StepStatus.RUNNING))
+                .values(status=StepStatus.INTERRUPTED, ended_at=now)
+            )
+            conn.execute(
+                update(t.steps)
+                .where(and_(t.steps.c.run_id.in_(dead), t.steps.c.status == StepStatus.PENDING))
+                .values(status=StepStatus.SKIPPED)
+            )
+        return dead
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def start_step(self, step_id: int, *, cache_key: str) -> None:
+        """Mark a step running."""
+        self._update_step(step_id, status=StepStatus.RUNNING, cache_key=cache_key,
+                          started_at=time.time())
+
+    def complete_step(
+        self,
+        step_id: int,
+        *,
+        inputs: Iterable[ArtifactRef],
+        outputs: Iterable[ArtifactRef],
+        metrics: Mapping[str, float] | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        """Record a step's success, its lineage edges and metrics, in one transaction.
+
+        The artifacts' bytes must already be in the artifact store: a row never points at
+        missing bytes.
+        """
+        outputs = list(outputs)
+        now = time.time()
+        with self._tx() as conn:
+            _insert_missing_artifacts(conn, outputs, now)
+            _insert_edges(conn, step_id, inputs, outputs)
+            values: dict[str, Any] = {"status": StepStatus.SUCCEEDED, "ended_at": now}
+            if started_at is not None:
+                values["started_at"] = started_at
+            conn.execute(update(t.steps).where(t.steps.c.id == step_id).values(**values))
+            if metrics:
+                run_id = conn.execute(
+                    select(t.steps.c.run_id).where(t.steps.c.id == step_id)
+                ).scalar_one()
+                _insert_metrics(conn, run_id, step_id, metrics, now)
+
+    def cache_step(
+        self, step_id: int, hit: CacheHit, *, cache_key: str, inputs: Iterable[ArtifactRef]
+    ) -> None:
+        """Record a step as satisfied by an earlier execution; its metrics are copied over."""
+        now = time.time()
+        with self._tx() as conn:
+            _insert_edges(conn, step_id, inputs, hit.outputs)
+            conn.execute(
+                update(t.steps)
+                .where(t.steps.c.id == step_id)
+                .values(status=StepStatus.CACHED, cache_key=cache_key, cached_from=hit.step_id,
+                        started_at=now, ended_at=now)
+            )
+            run_id = conn.execute(
+                select(t.steps.c.run_id).where(t.steps.c.id == step_id)
+            ).scalar_one()
+            old = conn.execute(
+                select(t.metrics.c.key, t.metrics.c.value).where(t.metrics.c.step_id == hit.step_id)
+            ).all()
+            _insert_metrics(conn, run_id, step_id, dict(old), now)
+
+    def fail_step(self, step_id: int, *, error: str, traceback: str | None = None) -> None:
+        """Record a step's failure with its message and traceback."""
+        self._update_step(step_id, status=StepStatus.FAILED, error=error, traceback=traceback,
+                          ended_at=time.time())
+
+    def skip_step(self, step_id: int, *, reason: str) -> None:
+        """Mark a step skipped (an upstream step failed)."""
+        self._update_step(step_id, status=StepStatus.SKIPPED, error=reason)
+
+    def _update_step(self, step_id: int, **values: Any) -> None:
+        with self._tx() as conn:
+            conn.execute(update(t.steps).where(t.steps.c.id == step_id).values(**values))
+
+    def find_cache_hit(self, cache_key: str) -> CacheHit | None:
+        """The latest successful execution of a step with ``cache_key``, if any."""
+        with self._tx() as conn:
+            row = conn.execute(
+                select(t.steps.c.id, t.steps.c.run_id)
+                .where(and_(t.steps.c.cache_key == cache_key,
+                            t.steps.c.status == StepStatus.SUCCEEDED))
+                .order_by(t.steps.c.id.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            edges = _edges(conn, [row.id])
+        return CacheHit(step_id=row.id, run_id=row.run_id, outputs=edges.get((row.id, "out"), ()))
+
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], *, step_id: int | None = None,
+        iteration: int = 0,
+    ) -> None:
+        """Bulk-insert metrics for a run (one transaction, one statement)."""
+        with self._tx() as conn:
+            _insert_metrics(conn, run_id, step_id, metrics, time.time(), iteration=iteration)
+
+    # -- reading runs ---------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """A run with its steps, params and latest metrics; ``run_id`` may be a unique prefix.
+
+        Raises:
+            NotFoundError: no run, or the prefix matches several.
+        """
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(t.runs).where(t.runs.c.id.like(f"{run_id}%")).limit(2)
+            ).all()
+            if not rows:
+                raise NotFoundError(f"no run {run_id!r} (see `conveyor runs list`)")
+            if len(rows) > 1:
+                raise NotFoundError(f"run prefix {run_id!r} is ambiguous; give more characters")
+            run = rows[0]
+            step_rows = conn.execute(
+                select(t.steps).where(t.steps.c.run_id == run.id).order_by(t.steps.c.position)
+            ).all()
+            edges = _edges(conn, [s.id for s in step_rows])
+            params = dict(conn.execute(
+                select(t.run_params.c.key, t.run_params.c.value).where(
+                    t.run_params.c.run_id == run.id)
+            ).all())
+            metrics = dict(conn.execute(
+                select(t.metrics.c.key, t.metrics.c.value)
+                .where(t.metrics.c.run_id == run.id)
+                .order_by(t.metrics.c.id)
+            ).all())
+        steps = tuple(
+            _step_record(s, edges.get((s.id, "in"), ()), edges.get((s.id, "out"), ()))
+            for s in step_rows
+        )
+        return _run_record(run, steps=steps, params=params, metrics=metrics)
+
+    def list_runs(self, *, limit: int = 20, pipeline: str | None = None) -> list[RunRecord]:
+        """Most recent runs first, with their steps (no params or metrics)."""
+        query = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
+        if pipeline is not None:
+            query = query.where(t.runs.c.pipeline == pipeline)
+        with self._tx() as conn:
+            runs = conn.execute(query).all()
+            step_rows = conn.execute(
+                select(t.steps)
+                .where(t.steps.c.run_id.in_([r.id for r in runs]))
+                .order_by(t.steps.c.position)
+            ).all()
+        by_run: dict[str, list[StepRecord]] = {}
+        for s in step_rows:
+            by_run.setdefault(s.run_id, []).append(_step_record(s, (), ()))
+        return [_run_record(r, steps=tuple(by_run.get(r.id, ()))) for r in runs]
+
+    def artifact_kind(self, digest: str) -> str:
+        """The serializer kind an artifact was stored with."""
+        with self._tx() as conn:
+            kind = conn.execute(
+                select(t.artifacts.c.kind).where(t.artifacts.c.digest == digest)
+            ).scalar_one_or_none()
+        if kind is None:
+            raise NotFoundError(f"no artifact {digest} recorded in the metadata store")
+        return str(kind)
+
+    # -- datasets, models, events ---------------------------------------------------------
+
+    def record_dataset(
+        self, fingerprint: str, *, source: str, n_rows: int, n_columns: int,
+        schema_hash: str | None = None, digest: str | None = None, run_id: str | None = None,
+    ) -> None:
+        """Record a dataset version; recording the same fingerprint again changes nothing."""
+        with self._tx() as conn:
+            exists = conn.execute(
+                select(t.datasets.c.fingerprint).where(t.datasets.c.fingerprint == fingerprint)
+            ).first()
+            if exists is None:
+                conn.execute(insert(t.datasets).values(
+                    fingerprint=fingerprint, source=source, n_rows=n_rows, n_columns=n_columns,
+                    schema_hash=schema_hash, digest=digest, run_id=run_id, created_at=time.time(),
+                ))
+
+    def register_model_version(
+        self, name: str, *, digest: str, run_id: str | None, dataset: str | None = None,
+        metrics: Mapping[str, float] | None = None, signature: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None, git_commit: str | None = None,
+        config_hash: str | None = None, status: str = "candidate", reason: str | None = None,
+    ) -> ModelVersionRecord:
+        """Register the next version of ``name`` (unique under concurrency) with an audit event."""
+        for _ in range(_REGISTER_RETRIES):
+            try:
+                with self._tx() as conn:
+                    version = 1 + (conn.execute(
+                        select(func.max(t.model_versions.c.version)).where(
+                            t.model_versions.c.name == name)
+                    ).scalar_one() or 0)
+                    values = {
+                        "name": name, "version": version, "digest": digest, "run_id": run_id,
+                        "dataset": dataset, "status": status, "metrics": dict(metrics or {}),
+                        "signature": dict(signature) if signature else None,
+                        "tags": dict(tags or {}), "git_commit": git_commit,
+                        "config_hash": config_hash, "reason": reason, "created_at": time.time(),
+                    }
+                    conn.execute(insert(t.model_versions).values(**values))
+                    _insert_event(conn, "register", f"{name}:{version}", reason=reason,
+                                  details={"run_id": run_id, "digest": digest})
+                return _model_version(values)
+            except MetadataStorageError as exc:
+                if not isinstance(exc.__cause__, IntegrityError):
+                    raise
+        raise MetadataStorageError(f"could not register {name}: too many concurrent registrations")
+
+    def get_model_version(self, name: str, version: int | None = None) -> ModelVersionRecord:
+        """A model version, or the latest of ``name`` when ``version`` is None."""
+        query = select(t.model_versions).where(t.model_versions.c.name == name)
+        query = (query.where(t.model_versions.c.version == version) if version is not None
+                 else query.order_by(t.model_versions.c.version.desc()).limit(1))
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            what = f"{name}:{version}" if version is not None else name
+            raise ModelNotFoundError(f"no model version {what} (see `conveyor models list`)")
+        return _model_version(row._asdict())
+
+    def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
+        """Registered versions, newest first."""
+        query = select(t.model_versions).order_by(
+            t.model_versions.c.name, t.model_versions.c.version.desc())
+        if name is not None:
+            query = query.where(t.model_versions.c.name == name)
+        with self._tx() as conn:
+            return [_model_version(r._asdict()) for r in conn.execute(query).all()]
+
+    def append_event(
+        self, action: str, entity: str, *, reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one audit event (actor from ``$CONVEYOR_ACTOR`` or the OS user)."""
+        with self._tx() as conn:
+            _insert_event(conn, action, entity, reason=reason, details=details)
+
+    def list_events(self, *, since: float | None = None) -> list[EventRecord]:
+        """Audit events, oldest first."""
+        query = select(t.events).order_by(t.events.c.id)
+        if since is not None:
+            query = query.where(t.events.c.at >= since)
+        with self._tx() as conn:
+            return [EventRecord(**r._asdict()) for r in conn.execute(query).all()]
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _insert_missing_artifacts(conn: Connection, refs: Sequence[ArtifactRef], now: float) -> None:
+    digests = {r.digest for r in refs}
+    if not digests:
+        return
+    known = set(conn.execute(
+        select(t.artifacts.c.digest).where(t.artifacts.c.digest.in_(digests))
+    ).scalars())
+    new = {r.digest: r for r in refs if r.digest not in known}
+    if new:
+        conn.execute(insert(t.artifacts), [
+            {"digest": r.digest, "kind": r.kind, "size": r.size, "created_at": now}
+            for r in new.values()
+        ])
+
+
+def _insert_edges(
+    conn: Connection, step_id: int, inputs: Iterable[ArtifactRef], outputs: Iterable[ArtifactRef]
+) -> None:
+    rows = [
+        {"step_id": step_id, "direction": direction, "name": ref.name, "digest": ref.digest}
+        for direction, refs in (("in", inputs), ("out", outputs))
+        for ref in refs
+    ]
+    if rows:
+        conn.execute(insert(t.step_artifacts), rows)
+
+
+def _insert_metrics(
+    conn: Connection, run_id: str, step_id: int | None, metrics: Mapping[str, float], now: float,
+    *, iteration: int = 0,
+) -> None:
+    if metrics:
+        conn.execute(insert(t.metrics), [
+            {"run_id": run_id, "step_id": step_id, "key": k, "value": float(v),
+             "iteration": iteration, "logged_at": now}
+            for k, v in metrics.items()
+        ])
+
+
+def _insert_event(
+    conn: Connection, action: str, entity: str, *, reason: str | None,
+    details: Mapping[str, Any] | None,
+) -> None:
+    conn.execute(insert(t.events).values(
+        at=time.time(), actor=current_actor(), action=action, entity=entity, reason=reason,
+        details=dict(details or {}),
+    ))
+
+
+def _edges(conn: Connection, step_ids: Sequence[int]) -> dict[tuple[int, str], tuple[ArtifactRef, ...]]:
+    if not step_ids:
+        return {}
+    rows = conn.execute(
+        select(t.step_artifacts.c.step_id, t.step_artifacts.c.direction,
+               t.step_artifacts.c.name, t.artifacts.c.digest, t.artifacts.c.kind,
+               t.artifacts.c.size)
+        .join(t.artifacts, t.artifacts.c.digest == t.step_artifacts.c.digest)
+        .where(t.step_artifacts.c.step_id.in_(step_ids))
+        .order_by(t.step_artifacts.c.name)
+    ).all()
+    out: dict[tuple[int, str], list[ArtifactRef]] = {}
+    for r in rows:
+        out.setdefault((r.step_id, r.direction), []).append(
+            ArtifactRef(name=r.name, digest=r.digest, kind=r.kind, size=r.size))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _step_record(
+    row: Row[Any], inputs: tuple[ArtifactRef, ...], outputs: tuple[ArtifactRef, ...]
+) -> StepRecord:
+    values = row._asdict()
+    values["status"] = StepStatus(values["status"])
+    return StepRecord(**values, inputs=inputs, outputs=outputs)
+
+
+def _run_record(row: Row[Any], **extra: Any) -> RunRecord:
+    values = row._asdict()
+    values["status"] = RunStatus(values["status"])
+    return RunRecord(**values, **extra)
+
+
+def _model_version(values: Mapping[str, Any]) -> ModelVersionRecord:
+    fields = {k: v for k, v in values.items() if k != "id"}
+    return ModelVersionRecord(**fields)
+
