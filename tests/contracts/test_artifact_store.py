@@ -189,7 +189,9 @@ def fast_store(request: pytest.FixtureRequest, tmp_path: Path) -> AbstractArtifa
 
 
 # One store serves every example: content addressing makes examples independent of each other.
-@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=4096))
 def test_any_bytes_round_trip(fast_store: AbstractArtifactStore, data: bytes) -> None:
     digest = fast_store.put_bytes(data)

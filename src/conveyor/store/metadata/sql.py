@@ -121,12 +121,18 @@ class SqlMetadataStore:
         return run_id, {name: step_id for name, step_id in rows}
 
     def finish_run(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
-        """Close a run; steps still pending are marked skipped."""
+        """Close a run; steps still pending are marked skipped, steps still running interrupted."""
+        now = time.time()
         with self._tx() as conn:
             conn.execute(
                 update(t.runs)
                 .where(t.runs.c.id == run_id)
-                .values(status=status, ended_at=time.time(), error=error)
+                .values(status=status, ended_at=now, error=error)
+            )
+            conn.execute(
+                update(t.steps)
+                .where(and_(t.steps.c.run_id == run_id, t.steps.c.status == StepStatus.RUNNING))
+                .values(status=StepStatus.INTERRUPTED, ended_at=now)
             )
             conn.execute(
                 update(t.steps)
@@ -163,6 +169,11 @@ class SqlMetadataStore:
                 .values(status=StepStatus.SKIPPED)
             )
         return dead
+
+    def record_artifacts(self, refs: Iterable[ArtifactRef]) -> None:
+        """Record artifacts whose bytes are already stored (e.g. a run's supplied inputs)."""
+        with self._tx() as conn:
+            _insert_missing_artifacts(conn, list(refs), time.time())
 
     # -- steps ----------------------------------------------------------------------------
 

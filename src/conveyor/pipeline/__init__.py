@@ -1,0 +1,10 @@
+"""Pipeline definitions: steps, the DAG they form, and their cache keys. No I/O here."""
+
+from __future__ import annotations
+
+from conveyor.pipeline.context import StepContext
+from conveyor.pipeline.fingerprint import cache_key, source_hash
+from conveyor.pipeline.pipeline import Pipeline, pipeline
+from conveyor.pipeline.step import Step, step
+
+__all__ = ["Pipeline", "Step", "StepContext", "cache_key", "pipeline", "source_hash", "step"]

@@ -1,0 +1,84 @@
+"""Running one step: load inputs, call the function, store outputs. Same code on every executor."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conveyor.pipeline.context import CONTEXT_PARAMETER
+from conveyor.runner.base import StepOutcome
+from conveyor.store.metadata import ArtifactRef
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from conveyor.pipeline import Step
+    from conveyor.runner.base import StepTask
+    from conveyor.store.artifacts import AbstractArtifactStore
+
+
+@dataclass
+class _Context:
+    """The :class:`~conveyor.pipeline.StepContext` given to steps that ask for ``ctx``."""
+
+    run_id: str
+    step_name: str
+    _metadata: Callable[[], Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def metadata(self) -> Any:
+        return self._metadata()
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        for key, value in metrics.items():
+            self.metrics[key] = float(value)
+
+
+def execute(
+    task: StepTask, artifacts: AbstractArtifactStore, metadata: Callable[[], Any]
+) -> StepOutcome:
+    """Run ``task``; every exception becomes a failed outcome with its traceback."""
+    step = task.step
+    started = time.time()
+    ctx = _Context(task.run_id, step.name, metadata)
+    try:
+        kwargs = {arg: artifacts.get(ref.digest, ref.kind) for arg, ref in task.arguments.items()}
+        if step.wants_context:
+            kwargs[CONTEXT_PARAMETER] = ctx
+        result = step.func(**kwargs, **step.params)
+        outputs = tuple(
+            _store(artifacts, name, value) for name, value in _split_outputs(step, result)
+        )
+    except Exception as exc:
+        return StepOutcome(
+            started_at=started,
+            ended_at=time.time(),
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )
+    return StepOutcome(started_at=started, ended_at=time.time(), outputs=outputs,
+                       metrics=ctx.metrics)
+
+
+def _store(artifacts: AbstractArtifactStore, name: str, value: Any) -> ArtifactRef:
+    stored = artifacts.put(value)
+    return ArtifactRef(name=name, digest=stored.digest, kind=stored.kind, size=stored.size)
+
+
+def _split_outputs(step: Step, result: Any) -> list[tuple[str, Any]]:
+    if len(step.outputs) == 1:
+        return [(step.outputs[0], result)]
+    if isinstance(result, dict):
+        missing = set(step.outputs) - set(result)
+        if missing:
+            raise TypeError(f"returned dict lacks declared outputs {sorted(missing)}")
+        return [(name, result[name]) for name in step.outputs]
+    if isinstance(result, tuple | list) and len(result) == len(step.outputs):
+        return list(zip(step.outputs, result, strict=True))
+    raise TypeError(
+        f"declares {len(step.outputs)} outputs {list(step.outputs)} but returned "
+        f"{type(result).__name__}; return a tuple of that length or a dict by name"
+    )
