@@ -49,7 +49,7 @@ def _ref(
 
 @dataclass
 class Backend:
-    """An open store plus the URL it came from (None when reopening gives a new database)."""
+    """An open store plus the URL it came from (reopening `sqlite://` gives a new database)."""
 
     name: str
     url: str
@@ -263,7 +263,7 @@ def test_find_cache_hit_returns_the_latest_successful_outputs(store: SqlMetadata
         store, outputs=[_ref("model", "v2")], cache_key="train-key"
     )
     # A later attempt with the same key that failed is not a hit.
-    run_id, ids = store.create_run("p", ["make"], executor="local")
+    _, ids = store.create_run("p", ["make"], executor="local")
     store.start_step(ids["make"], cache_key="train-key")
     store.fail_step(ids["make"], error="boom")
 
@@ -275,7 +275,7 @@ def test_find_cache_hit_returns_the_latest_successful_outputs(store: SqlMetadata
 
 
 def test_failed_steps_are_never_cache_hits(store: SqlMetadataStore) -> None:
-    run_id, ids = store.create_run("p", ["a", "b"], executor="local")
+    _, ids = store.create_run("p", ["a", "b"], executor="local")
     store.start_step(ids["a"], cache_key="only-failed")
     store.fail_step(ids["a"], error="boom")
     store.start_step(ids["b"], cache_key="still-running")

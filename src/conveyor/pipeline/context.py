@@ -29,6 +29,11 @@ class StepContext(Protocol):
         ...
 
     @property
+    def input_digests(self) -> Mapping[str, str]:
+        """Argument name -> SHA-256 of the artifact the step received for it."""
+        ...
+
+    @property
     def metadata(self) -> Any:
         """The run's metadata store (a ``SqlMetadataStore``), for stages that record things."""
         ...

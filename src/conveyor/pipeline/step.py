@@ -47,8 +47,9 @@ class Step:
             raise ValueError(f"step {self.name!r}: duplicated output names {self.outputs}")
         signature = inspect.signature(self.func)
         names = set(signature.parameters)
+        open_kwargs = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
         for kind, given in (("input", self.inputs), ("param", self.params)):
-            unknown = set(given) - names
+            unknown = set() if open_kwargs else set(given) - names
             if unknown:
                 raise TypeError(
                     f"step {self.name!r}: {kind} {sorted(unknown)} is not an argument of "

@@ -26,6 +26,7 @@ class _Context:
     run_id: str
     step_name: str
     _metadata: Callable[[], Any]
+    input_digests: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -43,7 +44,8 @@ def execute(
     """Run ``task``; every exception becomes a failed outcome with its traceback."""
     step = task.step
     started = time.time()
-    ctx = _Context(task.run_id, step.name, metadata)
+    ctx = _Context(task.run_id, step.name, metadata,
+                   {arg: ref.digest for arg, ref in task.arguments.items()})
     try:
         kwargs = {arg: artifacts.get(ref.digest, ref.kind) for arg, ref in task.arguments.items()}
         if step.wants_context:

@@ -8,6 +8,7 @@ escape.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import socket
 import time
@@ -358,6 +359,7 @@ class SqlMetadataStore:
         for _ in range(_REGISTER_RETRIES):
             try:
                 with self._tx() as conn:
+                    _lock_model_name(conn, name)
                     version = 1 + (conn.execute(
                         select(func.max(t.model_versions.c.version)).where(
                             t.model_versions.c.name == name)
@@ -389,6 +391,21 @@ class SqlMetadataStore:
             what = f"{name}:{version}" if version is not None else name
             raise ModelNotFoundError(f"no model version {what} (see `conveyor models list`)")
         return _model_version(row._asdict())
+
+    def get_alias(self, name: str, alias: str) -> int:
+        """The version ``name@alias`` points at.
+
+        Raises:
+            ModelNotFoundError: the alias is not set for ``name``.
+        """
+        with self._tx() as conn:
+            version = conn.execute(
+                select(t.aliases.c.version).where(
+                    and_(t.aliases.c.name == name, t.aliases.c.alias == alias))
+            ).scalar_one_or_none()
+        if version is None:
+            raise ModelNotFoundError(f"{name}@{alias} is not set (see `conveyor models list`)")
+        return int(version)
 
     def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
         """Registered versions, newest first."""
@@ -427,6 +444,18 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _lock_model_name(conn: Connection, name: str) -> None:
+    """Serialise registrations of one model name until the transaction ends.
+
+    PostgreSQL runs READ COMMITTED: concurrent registrations read the same max(version) and all
+    but one fail on the unique constraint, so under contention a process can lose every retry.
+    SQLite needs nothing: BEGIN IMMEDIATE already serialises writers.
+    """
+    if conn.dialect.name == "postgresql":
+        digest = hashlib.sha256(f"conveyor.model_versions:{name}".encode()).digest()
+        conn.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], signed=True))))
 
 
 def _insert_missing_artifacts(conn: Connection, refs: Sequence[ArtifactRef], now: float) -> None:

@@ -1,0 +1,1 @@
+"""The conveyor command line (Typer): thin commands over the project API."""

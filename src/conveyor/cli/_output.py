@@ -1,0 +1,68 @@
+"""Shared CLI plumbing: consoles, JSON output, and turning conveyor errors into exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from rich.console import Console
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console (stderr for progress, so stdout stays clean for ``--json``)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextmanager
+def conveyor_errors() -> Iterator[None]:
+    """Show a conveyor error as one readable message and exit 1 (no traceback)."""
+    from conveyor.errors import ConveyorError
+
+    try:
+        yield
+    except ConveyorError as exc:
+        console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILURE) from None
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """``0.012`` -> ``12 ms``, ``3.4`` -> ``3.40 s``, None -> ``-``."""
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def fmt_time(ts: float | None) -> str:
+    """A unix time as local ``YYYY-MM-DD HH:MM:SS``."""
+    if ts is None:
+        return "-"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+STATUS_STYLE = {
+    "succeeded": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow",
+    "running": "blue", "pending": "dim", "interrupted": "magenta", "gated": "yellow",
+}
+
+
+def styled(status: str) -> str:
+    """A status word with its colour, as rich markup."""
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"

@@ -1,0 +1,60 @@
+"""``conveyor demo``: the visa example end to end on the embedded store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conveyor.cli._output import EXIT_FAILURE, console, conveyor_errors, fmt_seconds
+
+
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Project folder to create (kept to inspect).")] = Path("demo"),
+) -> None:
+    """Scaffold the visa project, train it, run it again from the cache, and load the model."""
+    import time
+
+    from conveyor.cli._progress import LiveProgress
+    from conveyor.cli.init import scaffold
+    from conveyor.project import Project
+
+    out = console()
+    with conveyor_errors():
+        if not (directory / "conveyor.yaml").exists():
+            out.rule("1. scaffold the visa project (seeded synthetic EasyVisa data)")
+            for path in scaffold(directory, example="visa"):
+                out.print(f"  created {path}")
+        with Project.load(directory) as proj:
+            out.rule("2. train: ingest -> split -> train candidates -> evaluate -> register")
+            first = proj.run(hooks=LiveProgress(out))
+            if not first.ok:
+                out.print(f"[red]the train line failed:[/] {first.failures}")
+                raise typer.Exit(EXIT_FAILURE)
+            out.rule("3. run again: nothing changed, so every step comes from the cache")
+            started = time.perf_counter()
+            again = proj.run(hooks=LiveProgress(out))
+            took = time.perf_counter() - started
+            cached = sum(1 for s in again.steps.values() if str(s) == "cached")
+            out.print(f"  {cached}/{len(again.steps)} steps cached, run took {fmt_seconds(took)}")
+            out.rule("4. load the registered model (hash-verified) and score five rows")
+            reg = proj.load_artifact(first.outputs["registration"].digest)
+            model = proj.load_model(f"{reg['name']}:{reg['version']}")
+            from conveyor.data import sources
+
+            assert proj.config.data is not None
+            rows = sources.load(proj.config.data.source, proj.root).head(5)
+            target = proj.config.data.target
+            preds = model.predict(rows.drop(columns=[target]))
+            for case, truth, pred in zip(rows["case_id"], rows[target], preds, strict=True):
+                out.print(f"  {case:<10} actual {truth:<10} predicted {pred}")
+            record = proj.metadata.get_run(first.run_id)
+    out.rule("summary")
+    metrics = {k.removeprefix("test."): v for k, v in record.metrics.items()
+               if k.startswith("test.")}
+    out.print(f"  model {reg['name']}:{reg['version']}  " +
+              "  ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())))
+    out.print(f"  project folder: {directory.resolve()}")
+    out.print(f"  next: conveyor runs list -p {directory}   conveyor runs show {first.run_id[:8]} "
+              f"-p {directory}")

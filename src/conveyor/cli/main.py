@@ -1,0 +1,40 @@
+"""Entry point: ``conveyor`` and its command groups. Heavy libraries load inside commands."""
+
+from __future__ import annotations
+
+import typer
+
+from conveyor._version import __version__
+from conveyor.cli import demo, init, run, runs
+
+app = typer.Typer(
+    name="conveyor",
+    help="The machine-learning assembly line, as code and config.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("init")(init.init)
+app.command("run")(run.run)
+app.add_typer(runs.app, name="runs")
+app.command("demo")(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"conveyor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """conveyor: ingest -> validate -> train -> evaluate -> register -> serve -> monitor."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,1 @@
+"""Data stage: sources, schema contract, dataset versions, splits."""

@@ -1,0 +1,1 @@
+"""Evaluation stage: metrics, gates, champion/challenger, reports."""

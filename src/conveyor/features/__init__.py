@@ -1,0 +1,1 @@
+"""Feature stage: preprocessing from config, fitted and saved together with the estimator."""

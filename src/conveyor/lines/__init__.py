@@ -1,0 +1,1 @@
+"""Built-in lines: the train, predict and monitor pipelines assembled from the stages."""

@@ -1,0 +1,213 @@
+"""A conveyor project: a folder with conveyor.yaml, its stores, and the lines it runs."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import subprocess
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.config import CONFIG_FILE, ProjectConfig, load_config
+from conveyor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from conveyor.pipeline import Pipeline
+    from conveyor.runner import AbstractExecutor, RunHooks, RunResult
+    from conveyor.store.artifacts import AbstractArtifactStore
+    from conveyor.store.metadata import SqlMetadataStore
+
+BUILTIN_LINES = ("train",)
+
+
+class Project:
+    """A project folder and its configuration; opens its stores on first use.
+
+    Args:
+        root: the project folder (relative store paths are resolved against it).
+        config: the validated conveyor.yaml.
+    """
+
+    def __init__(self, root: str | Path, config: ProjectConfig) -> None:
+        self.root = Path(root).resolve()
+        self.config = config
+
+    @classmethod
+    def load(cls, path: str | Path = ".", *, overrides: Iterable[str] = ()) -> Project:
+        """Load the project whose conveyor.yaml is in (or is) ``path``."""
+        path = Path(path)
+        root = path if path.is_dir() else path.parent
+        return cls(root, load_config(path, overrides=overrides))
+
+    @property
+    def metadata_url(self) -> str:
+        """The metadata store URL, with a relative SQLite path made absolute."""
+        url = self.config.store.metadata
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+            return prefix + str(self.root / url[len(prefix):])
+        return url
+
+    @property
+    def artifacts_uri(self) -> str:
+        """The artifact store URI, with a relative folder made absolute."""
+        uri = self.config.store.artifacts
+        return uri if "://" in uri else str(self.root / uri)
+
+    @cached_property
+    def metadata(self) -> SqlMetadataStore:
+        """The metadata store (opened and migrated on first use)."""
+        from conveyor.store.metadata import open_metadata_store
+
+        return open_metadata_store(self.metadata_url)
+
+    @cached_property
+    def artifacts(self) -> AbstractArtifactStore:
+        """The artifact store (opened on first use)."""
+        from conveyor.store.artifacts import open_artifact_store
+
+        return open_artifact_store(self.artifacts_uri,
+                                   storage_options=self.config.store.storage_options)
+
+    @property
+    def pipeline_names(self) -> list[str]:
+        """Built-in lines plus the project's own pipelines."""
+        return [*BUILTIN_LINES, *self.config.pipelines]
+
+    def pipeline(self, name: str = "train") -> Pipeline:
+        """The pipeline called ``name``: a built-in line or one from ``pipelines:``.
+
+        Raises:
+            ConfigError: unknown name, or a ``module:attr`` that does not give a Pipeline.
+        """
+        from conveyor.pipeline import Pipeline
+
+        if name in self.config.pipelines:
+            target = self.config.pipelines[name]
+            found = _import_attr(target, self.root, key=f"pipelines.{name}")
+            made = found(self.config) if callable(found) and not isinstance(found, Pipeline) \
+                else found
+            if not isinstance(made, Pipeline):
+                raise ConfigError(f"{CONFIG_FILE}: pipelines.{name}: {target} gave "
+                                  f"{type(made).__name__}, not a conveyor Pipeline")
+            made.name = name
+            return made
+        if name == "train":
+            from conveyor.lines import train
+
+            return train.build(self.config, self.root)
+        raise ConfigError(f"no pipeline {name!r}; this project has: {', '.join(self.pipeline_names)}")
+
+    def executor(self, kind: str | None = None, *, workers: int | None = None) -> AbstractExecutor:
+        """The executor from the config (or ``kind``): ``local`` or ``dask``."""
+        cfg = self.config.executor
+        kind = kind or cfg.type
+        if kind == "local":
+            from conveyor.runner import LocalExecutor
+
+            return LocalExecutor(self.artifacts, lambda: self.metadata, workers=workers or 1)
+        if kind == "dask":
+            from conveyor.runner.dask import DaskExecutor
+
+            return DaskExecutor(self.artifacts_uri, self.metadata_url,
+                                storage_options=self.config.store.storage_options,
+                                address=cfg.address, workers=workers or cfg.workers or 2)
+        raise ConfigError(f"unknown executor {kind!r}; choose local or dask")
+
+    def run(
+        self,
+        name: str = "train",
+        *,
+        executor: str | None = None,
+        workers: int | None = None,
+        use_cache: bool = True,
+        hooks: RunHooks | None = None,
+    ) -> RunResult:
+        """Run a pipeline of this project and record it; see :class:`~conveyor.runner.Runner`."""
+        from conveyor.runner import Runner
+
+        line = self.pipeline(name)
+        with self.executor(executor, workers=workers) as ex:
+            runner = Runner(self.metadata, self.artifacts, ex, hooks=hooks)
+            return runner.run(line, use_cache=use_cache, params=self.run_params(),
+                              git_commit=git_commit(self.root), config_hash=self.config_hash())
+
+    def load_artifact(self, digest: str) -> Any:
+        """Load any recorded artifact by its SHA-256 (verified before decoding)."""
+        return self.artifacts.get(digest, self.metadata.artifact_kind(digest))
+
+    def load_model(self, ref: str) -> Any:
+        """Load a registered model (``NAME``, ``NAME:VER`` or ``NAME@ALIAS``), hash-verified."""
+        from conveyor.registry import versions
+
+        return versions.load(self.metadata, self.artifacts, ref)
+
+    def config_hash(self) -> str:
+        """SHA-256 of the config that defines results (the store location is left out)."""
+        data = self.config.model_dump(mode="json", exclude={"store"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    def run_params(self) -> dict[str, Any]:
+        """The config flattened to ``dotted.key: value`` (store settings left out)."""
+        return _flatten(self.config.model_dump(mode="json", exclude={"store"}))
+
+    def close(self) -> None:
+        """Close the stores if they were opened."""
+        if "metadata" in self.__dict__:
+            self.metadata.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_model(ref: str, *, project: str | Path = ".") -> Any:
+    """Load a registered model, e.g. ``load_model("visa-approval@production")``.
+
+    The artifact's SHA-256 is checked before anything is unpickled; a changed byte raises
+    :class:`~conveyor.errors.ArtifactCorruptedError`.
+    """
+    with Project.load(project) as proj:
+        return proj.load_model(ref)
+
+
+def git_commit(root: Path) -> str | None:
+    """The commit checked out in ``root`` (``+dirty`` when files changed), or None."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=False)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
+                               capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            out.update(_flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def _import_attr(target: str, root: Path, *, key: str) -> Any:
+    module_name, sep, attr = target.partition(":")
+    if not sep:
+        raise ConfigError(f"{CONFIG_FILE}: {key}: expected 'module:attribute', got {target!r}")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{CONFIG_FILE}: {key}: cannot import {target!r}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Training stage: candidate estimators, tuning, selection."""
