@@ -18,7 +18,6 @@ The tree::
     │   ├── MissingInputError                     an input no step produces and nobody provides
     │   └── DuplicateOutputError                  two steps produce the same output name
     ├── StepError                                 a step raised: names the step, keeps the cause
-    ├── RunFailedError                            a run ended failed (message names each failed step)
     ├── RegistryError                             model versions and aliases
     │   └── ModelNotFoundError (LookupError)
     └── GateFailedError                           a model did not pass its evaluation gates
@@ -47,7 +46,6 @@ __all__ = [
     "NotFoundError",
     "PipelineDefinitionError",
     "RegistryError",
-    "RunFailedError",
     "SerializationError",
     "StepError",
 ]
@@ -128,16 +126,6 @@ class StepError(ConveyorError):
     def __init__(self, step: str, message: str) -> None:
         self.step = step
         super().__init__(f"step {step!r} failed: {message}")
-
-
-class RunFailedError(ConveyorError):
-    """A run finished with failed steps."""
-
-    def __init__(self, run_id: str, failures: dict[str, str]) -> None:
-        self.run_id = run_id
-        self.failures = failures
-        detail = "; ".join(f"{name}: {msg}" for name, msg in failures.items())
-        super().__init__(f"run {run_id} failed: {detail}")
 
 
 class RegistryError(ConveyorError):

@@ -50,7 +50,7 @@ class Project:
         url = self.config.store.metadata
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
-            return prefix + str(self.root / url[len(prefix):])
+            return prefix + str(self.root / url[len(prefix) :])
         return url
 
     @property
@@ -71,8 +71,9 @@ class Project:
         """The artifact store (opened on first use)."""
         from conveyor.store.artifacts import open_artifact_store
 
-        return open_artifact_store(self.artifacts_uri,
-                                   storage_options=self.config.store.storage_options)
+        return open_artifact_store(
+            self.artifacts_uri, storage_options=self.config.store.storage_options
+        )
 
     @property
     def pipeline_names(self) -> list[str]:
@@ -90,18 +91,23 @@ class Project:
         if name in self.config.pipelines:
             target = self.config.pipelines[name]
             found = _import_attr(target, self.root, key=f"pipelines.{name}")
-            made = found(self.config) if callable(found) and not isinstance(found, Pipeline) \
-                else found
+            made = (
+                found(self.config) if callable(found) and not isinstance(found, Pipeline) else found
+            )
             if not isinstance(made, Pipeline):
-                raise ConfigError(f"{CONFIG_FILE}: pipelines.{name}: {target} gave "
-                                  f"{type(made).__name__}, not a conveyor Pipeline")
+                raise ConfigError(
+                    f"{CONFIG_FILE}: pipelines.{name}: {target} gave "
+                    f"{type(made).__name__}, not a conveyor Pipeline"
+                )
             made.name = name
             return made
         if name == "train":
             from conveyor.lines import train
 
             return train.build(self.config, self.root)
-        raise ConfigError(f"no pipeline {name!r}; this project has: {', '.join(self.pipeline_names)}")
+        raise ConfigError(
+            f"no pipeline {name!r}; this project has: {', '.join(self.pipeline_names)}"
+        )
 
     def executor(self, kind: str | None = None, *, workers: int | None = None) -> AbstractExecutor:
         """The executor from the config (or ``kind``): ``local`` or ``dask``."""
@@ -114,9 +120,13 @@ class Project:
         if kind == "dask":
             from conveyor.runner.dask import DaskExecutor
 
-            return DaskExecutor(self.artifacts_uri, self.metadata_url,
-                                storage_options=self.config.store.storage_options,
-                                address=cfg.address, workers=workers or cfg.workers or 2)
+            return DaskExecutor(
+                self.artifacts_uri,
+                self.metadata_url,
+                storage_options=self.config.store.storage_options,
+                address=cfg.address,
+                workers=workers or cfg.workers or 2,
+            )
         raise ConfigError(f"unknown executor {kind!r}; choose local or dask")
 
     def run(
@@ -134,8 +144,13 @@ class Project:
         line = self.pipeline(name)
         with self.executor(executor, workers=workers) as ex:
             runner = Runner(self.metadata, self.artifacts, ex, hooks=hooks)
-            return runner.run(line, use_cache=use_cache, params=self.run_params(),
-                              git_commit=git_commit(self.root), config_hash=self.config_hash())
+            return runner.run(
+                line,
+                use_cache=use_cache,
+                params=self.run_params(),
+                git_commit=git_commit(self.root),
+                config_hash=self.config_hash(),
+            )
 
     def load_artifact(self, digest: str) -> Any:
         """Load any recorded artifact by its SHA-256 (verified before decoding)."""
@@ -181,12 +196,22 @@ def load_model(ref: str, *, project: str | Path = ".") -> Any:
 def git_commit(root: Path) -> str | None:
     """The commit checked out in ``root`` (``+dirty`` when files changed), or None."""
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=5, check=False)
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=5, check=False)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

@@ -9,7 +9,12 @@ import typer
 
 ProjectOpt = Annotated[
     Path,
-    typer.Option("--project", "-p", envvar="CONVEYOR_PROJECT",
-                 help="Project folder (holding conveyor.yaml).", show_default=True),
+    typer.Option(
+        "--project",
+        "-p",
+        envvar="CONVEYOR_PROJECT",
+        help="Project folder (holding conveyor.yaml).",
+        show_default=True,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

@@ -58,8 +58,14 @@ def fmt_time(ts: float | None) -> str:
 
 
 STATUS_STYLE = {
-    "succeeded": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow",
-    "running": "blue", "pending": "dim", "interrupted": "magenta", "gated": "yellow",
+    "succeeded": "green",
+    "cached": "cyan",
+    "failed": "bold red",
+    "skipped": "yellow",
+    "running": "blue",
+    "pending": "dim",
+    "interrupted": "magenta",
+    "gated": "yellow",
 }
 
 

@@ -1,4 +1,4 @@
-"""Live per-step progress for ``conveyor run``: a table on terminals, one line per step elsewhere."""
+"""Live per-step progress for ``conveyor run``: a table on terminals, else a line per step."""
 
 from __future__ import annotations
 
@@ -29,13 +29,18 @@ class LiveProgress(RunHooks):
     def before_pipeline_run(self, run_id: str, pipeline: Pipeline) -> None:
         self.run_id = run_id
         self.rows = {s.name: ["pending", None, None] for s in pipeline.steps}
-        self.console.print(f"run [bold]{run_id[:8]}[/] of [bold]{pipeline.name}[/] "
-                           f"({len(pipeline.steps)} steps)")
+        self.console.print(
+            f"run [bold]{run_id[:8]}[/] of [bold]{pipeline.name}[/] ({len(pipeline.steps)} steps)"
+        )
         if self.console.is_terminal:
             from rich.live import Live
 
-            self.live = Live(self._table(), console=self.console, refresh_per_second=8,
-                             get_renderable=self._table)
+            self.live = Live(
+                self._table(),
+                console=self.console,
+                refresh_per_second=8,
+                get_renderable=self._table,
+            )
             self.live.start()
 
     def before_step_run(self, step_name: str) -> None:
@@ -45,7 +50,9 @@ class LiveProgress(RunHooks):
     def after_step_run(self, step_name: str, status: StepStatus, duration: float | None) -> None:
         self.rows[step_name][0:2] = [str(status), duration]
         if self.live is None:
-            self.console.print(f"  {step_name:<24} {styled(str(status)):<30} {fmt_seconds(duration)}")
+            self.console.print(
+                f"  {step_name:<24} {styled(str(status)):<30} {fmt_seconds(duration)}"
+            )
 
     def on_step_error(self, step_name: str, error: str) -> None:
         if self.live is None:

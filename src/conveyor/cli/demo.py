@@ -11,7 +11,9 @@ from conveyor.cli._output import EXIT_FAILURE, console, conveyor_errors, fmt_sec
 
 
 def demo(
-    directory: Annotated[Path, typer.Argument(help="Project folder to create (kept to inspect).")] = Path("demo"),
+    directory: Annotated[
+        Path, typer.Argument(help="Project folder to create (kept to inspect).")
+    ] = Path("demo"),
 ) -> None:
     """Scaffold the visa project, train it, run it again from the cache, and load the model."""
     import time
@@ -51,10 +53,15 @@ def demo(
                 out.print(f"  {case:<10} actual {truth:<10} predicted {pred}")
             record = proj.metadata.get_run(first.run_id)
     out.rule("summary")
-    metrics = {k.removeprefix("test."): v for k, v in record.metrics.items()
-               if k.startswith("test.")}
-    out.print(f"  model {reg['name']}:{reg['version']}  " +
-              "  ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())))
+    metrics = {
+        k.removeprefix("test."): v for k, v in record.metrics.items() if k.startswith("test.")
+    }
+    out.print(
+        f"  model {reg['name']}:{reg['version']}  "
+        + "  ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items()))
+    )
     out.print(f"  project folder: {directory.resolve()}")
-    out.print(f"  next: conveyor runs list -p {directory}   conveyor runs show {first.run_id[:8]} "
-              f"-p {directory}")
+    out.print(
+        f"  next: conveyor runs list -p {directory}   conveyor runs show {first.run_id[:8]} "
+        f"-p {directory}"
+    )

@@ -20,14 +20,18 @@ data:
   target: label
 training:
   candidates:
-    - {{name: logreg, estimator: sklearn.linear_model.LogisticRegression, params: {{max_iter: 1000}}}}
+    - name: logreg
+      estimator: sklearn.linear_model.LogisticRegression
+      params: {{max_iter: 1000}}
 registry: {{model: {name}-model}}
 """
 
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")] = Path("."),
-    example: Annotated[str | None, typer.Option(help=f"Start from an example: {', '.join(EXAMPLES)}.")] = None,
+    example: Annotated[
+        str | None, typer.Option(help=f"Start from an example: {', '.join(EXAMPLES)}.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing conveyor.yaml.")] = False,
 ) -> None:
     """Create conveyor.yaml (and, with --example visa, its schema and generated data)."""
@@ -63,8 +67,9 @@ def scaffold(directory: Path, *, example: str | None) -> list[Path]:
         written.append(write_csv(directory / "data" / "visa.csv"))
     else:
         path = directory / "conveyor.yaml"
-        path.write_text(_MINIMAL.format(name=directory.resolve().name or "project"),
-                        encoding="utf-8")
+        path.write_text(
+            _MINIMAL.format(name=directory.resolve().name or "project"), encoding="utf-8"
+        )
         written.append(path)
     ignore = directory / ".gitignore"
     if not ignore.exists():

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from conveyor.cli._options import JsonOpt, ProjectOpt
+from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
 from conveyor.cli._output import (
     EXIT_FAILURE,
     console,
@@ -20,12 +20,23 @@ from conveyor.cli._output import (
 
 
 def run(
-    pipeline: Annotated[str, typer.Argument(help="Pipeline to run: train, or one from `pipelines:`.")] = "train",
+    pipeline: Annotated[
+        str, typer.Argument(help="Pipeline to run: train, or one from `pipelines:`.")
+    ] = "train",
     project: ProjectOpt = Path("."),
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key.path=value (repeatable).")] = None,
-    executor: Annotated[str | None, typer.Option(help="local or dask (default: from conveyor.yaml).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Parallel steps (local) or worker processes (dask).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Re-run every step even if a cached result exists.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: key.path=value (repeatable)."),
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="local or dask (default: from conveyor.yaml).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Parallel steps (local) or worker processes (dask).")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Re-run every step even if a cached result exists.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run a pipeline; steps whose code, params and inputs are unchanged come from the cache."""
@@ -38,12 +49,19 @@ def run(
     with conveyor_errors():
         with Project.load(project, overrides=set_ or []) as proj:
             try:
-                result = proj.run(pipeline, executor=executor, workers=workers,
-                                  use_cache=not no_cache, hooks=progress)
+                result = proj.run(
+                    pipeline,
+                    executor=executor,
+                    workers=workers,
+                    use_cache=not no_cache,
+                    hooks=progress,
+                )
             except KeyboardInterrupt:
                 progress.stop()
-                err.print("[magenta]interrupted[/]: the run is recorded as interrupted; "
-                          "run again to resume from the cache")
+                err.print(
+                    "[magenta]interrupted[/]: the run is recorded as interrupted; "
+                    "run again to resume from the cache"
+                )
                 raise typer.Exit(130) from None
             record = proj.metadata.get_run(result.run_id)
             reg = result.outputs.get("registration")
@@ -53,8 +71,10 @@ def run(
         print_json({**summary, "model": model})
     _print_summary(err, record, result.recovered)
     if model is not None:
-        err.print(f"model [bold]{model['name']}:{model['version']}[/] registered "
-                  f"(artifact {model['digest'][:12]})")
+        err.print(
+            f"model [bold]{model['name']}:{model['version']}[/] registered "
+            f"(artifact {model['digest'][:12]})"
+        )
     if not result.ok:
         raise typer.Exit(EXIT_FAILURE)
 
@@ -62,13 +82,26 @@ def run(
 def run_summary(record: Any) -> dict[str, Any]:
     """A run record as plain data for ``--json``."""
     return {
-        "run_id": record.id, "pipeline": record.pipeline, "status": str(record.status),
-        "started_at": record.started_at, "duration": record.duration,
-        "git_commit": record.git_commit, "config_hash": record.config_hash,
-        "executor": record.executor, "error": record.error,
-        "steps": [{"name": s.name, "status": str(s.status), "duration": s.duration,
-                   "cached_from": s.cached_from, "error": s.error,
-                   "outputs": {o.name: o.digest for o in s.outputs}} for s in record.steps],
+        "run_id": record.id,
+        "pipeline": record.pipeline,
+        "status": str(record.status),
+        "started_at": record.started_at,
+        "duration": record.duration,
+        "git_commit": record.git_commit,
+        "config_hash": record.config_hash,
+        "executor": record.executor,
+        "error": record.error,
+        "steps": [
+            {
+                "name": s.name,
+                "status": str(s.status),
+                "duration": s.duration,
+                "cached_from": s.cached_from,
+                "error": s.error,
+                "outputs": {o.name: o.digest for o in s.outputs},
+            }
+            for s in record.steps
+        ],
         "metrics": record.metrics,
     }
 
@@ -88,8 +121,10 @@ def _print_summary(err: Any, record: Any, recovered: list[str]) -> None:
     headline = {k: v for k, v in record.metrics.items() if k.startswith("test.")}
     if headline:
         err.print("  ".join(f"{k.removeprefix('test.')}={v:.3f}" for k, v in headline.items()))
-    err.print(f"run [bold]{record.id[:8]}[/] {styled(str(record.status))} in "
-              f"{fmt_seconds(record.duration)}")
+    err.print(
+        f"run [bold]{record.id[:8]}[/] {styled(str(record.status))} in "
+        f"{fmt_seconds(record.duration)}"
+    )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

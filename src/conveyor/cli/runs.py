@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli._options import JsonOpt, ProjectOpt
+from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
 from conveyor.cli._output import console, conveyor_errors, fmt_seconds, fmt_time, print_json, styled
 
 app = typer.Typer(help="Inspect runs: steps, timings, metrics, errors.", no_args_is_help=True)
@@ -29,10 +29,22 @@ def list_(
         proj.metadata.recover_interrupted()
         runs = proj.metadata.list_runs(limit=limit, pipeline=pipeline)
     if json_:
-        print_json([{"run_id": r.id, "pipeline": r.pipeline, "status": str(r.status),
-                     "started_at": r.started_at, "duration": r.duration,
-                     "steps": {str(s.status): sum(1 for x in r.steps if x.status == s.status)
-                               for s in r.steps}} for r in runs])
+        print_json(
+            [
+                {
+                    "run_id": r.id,
+                    "pipeline": r.pipeline,
+                    "status": str(r.status),
+                    "started_at": r.started_at,
+                    "duration": r.duration,
+                    "steps": {
+                        str(s.status): sum(1 for x in r.steps if x.status == s.status)
+                        for s in r.steps
+                    },
+                }
+                for r in runs
+            ]
+        )
         return
     table = Table(title=f"runs in {proj.root}", title_justify="left")
     for col in ("run", "pipeline", "status", "started", "took", "steps"):
@@ -41,8 +53,14 @@ def list_(
         counts: dict[str, int] = {}
         for s in r.steps:
             counts[str(s.status)] = counts.get(str(s.status), 0) + 1
-        table.add_row(r.id[:8], r.pipeline, styled(str(r.status)), fmt_time(r.started_at),
-                      fmt_seconds(r.duration), ", ".join(f"{n} {k}" for k, n in counts.items()))
+        table.add_row(
+            r.id[:8],
+            r.pipeline,
+            styled(str(r.status)),
+            fmt_time(r.started_at),
+            fmt_seconds(r.duration),
+            ", ".join(f"{n} {k}" for k, n in counts.items()),
+        )
     console().print(table if runs else "no runs yet: try `conveyor run`")
 
 
@@ -50,7 +68,9 @@ def list_(
 def show(
     run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
     project: ProjectOpt = Path("."),
-    traceback: Annotated[bool, typer.Option("--traceback", help="Print failed steps' tracebacks.")] = False,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Print failed steps' tracebacks.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """One run: steps with status, timing, outputs and errors; parameters and metrics."""
@@ -62,14 +82,22 @@ def show(
     with conveyor_errors(), Project.load(project) as proj:
         record = proj.metadata.get_run(run_id)
     if json_:
-        print_json({**run_summary(record), "params": record.params,
-                    "tracebacks": {s.name: s.traceback for s in record.steps if s.traceback}})
+        print_json(
+            {
+                **run_summary(record),
+                "params": record.params,
+                "tracebacks": {s.name: s.traceback for s in record.steps if s.traceback},
+            }
+        )
         return
     out = console()
-    out.print(f"run [bold]{record.id}[/] of [bold]{record.pipeline}[/]: "
-              f"{styled(str(record.status))}")
-    out.print(f"  started {fmt_time(record.started_at)}, took {fmt_seconds(record.duration)}, "
-              f"executor {record.executor}, host {record.host}")
+    out.print(
+        f"run [bold]{record.id}[/] of [bold]{record.pipeline}[/]: {styled(str(record.status))}"
+    )
+    out.print(
+        f"  started {fmt_time(record.started_at)}, took {fmt_seconds(record.duration)}, "
+        f"executor {record.executor}, host {record.host}"
+    )
     out.print(f"  commit {record.git_commit or '-'}   config {(record.config_hash or '-')[:12]}")
     steps = Table(box=None, header_style="bold")
     for col in ("step", "status", "time", "outputs"):

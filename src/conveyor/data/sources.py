@@ -67,12 +67,19 @@ def load(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         options = dict(source.options)
         try:
             if source.type == "csv":
-                return pd.read_csv(path, **options)
-            return pd.read_parquet(path, **options)
+                frame: pd.DataFrame = pd.read_csv(path, **options)
+            else:
+                frame = pd.read_parquet(path, **options)
+            return frame
         except FileNotFoundError:
             raise DataValidationError(f"{path}: data file not found (data.source.path)") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-                ValueError, OSError) as exc:
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+            ValueError,
+            OSError,
+        ) as exc:
             raise DataValidationError(f"{path}: cannot read as {source.type}: {exc}") from exc
     if source.type == "sql":
         return _load_sql(source)
@@ -109,9 +116,13 @@ def _load_mongodb(source: SourceConfig) -> pd.DataFrame:
     client: Any = pymongo.MongoClient(_env(source.uri, "data.source.uri"))
     try:
         coll = client[_required(source.database, "data.source.database")][
-            _required(source.collection, "data.source.collection")]
-        docs = list(coll.find(source.options.get("filter", {}),
-                              source.options.get("projection", {"_id": False})))
+            _required(source.collection, "data.source.collection")
+        ]
+        docs = list(
+            coll.find(
+                source.options.get("filter", {}), source.options.get("projection", {"_id": False})
+            )
+        )
     finally:
         client.close()
     return pd.DataFrame(docs)

@@ -17,15 +17,17 @@ def infer_task(y: pd.Series) -> str:
     return "classification" if y.nunique() <= 20 and (y % 1 == 0).all() else "regression"
 
 
-def evaluate(model: Any, test: pd.DataFrame, *, target: str, task: str,
-             positive: Any = None) -> dict[str, float]:
+def evaluate(
+    model: Any, test: pd.DataFrame, *, target: str, task: str, positive: Any = None
+) -> dict[str, float]:
     """Score a fitted model on ``test``; classification metrics use ``positive`` as the class."""
     X, y = test.drop(columns=[target]), test[target]
     if task == "regression":
         return regression_metrics(y, model.predict(X))
     proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-    return classification_metrics(y, model.predict(X), proba, classes=list(model.classes_),
-                                   positive=positive)
+    return classification_metrics(
+        y, model.predict(X), proba, classes=list(model.classes_), positive=positive
+    )
 
 
 def classification_metrics(
@@ -58,8 +60,12 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
     from sklearn import metrics as m
 
     mse = float(m.mean_squared_error(y_true, y_pred))
-    return {"mse": mse, "rmse": mse ** 0.5, "mae": float(m.mean_absolute_error(y_true, y_pred)),
-            "r2": float(m.r2_score(y_true, y_pred))}
+    return {
+        "mse": mse,
+        "rmse": mse**0.5,
+        "mae": float(m.mean_absolute_error(y_true, y_pred)),
+        "r2": float(m.r2_score(y_true, y_pred)),
+    }
 
 
 def higher_is_better(metric: str) -> bool:

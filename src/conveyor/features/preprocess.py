@@ -21,8 +21,11 @@ def split_columns(X: pd.DataFrame, drop: list[str]) -> tuple[list[str], list[str
     import pandas as pd
 
     kept = [c for c in X.columns if c not in set(drop)]
-    numeric = [c for c in kept if pd.api.types.is_numeric_dtype(X[c])
-               and not pd.api.types.is_bool_dtype(X[c])]
+    numeric = [
+        c
+        for c in kept
+        if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+    ]
     categorical = [c for c in kept if c not in numeric]
     return numeric, categorical
 
@@ -45,16 +48,16 @@ def build_preprocessor(config: FeaturesConfig, X: pd.DataFrame) -> Any:
         num_steps.append(_instantiate(_SCALERS[config.numeric.scale]))
     cat_steps: list[Any] = []
     if config.categorical.impute != "none":
-        cat_steps.append(SimpleImputer(strategy=config.categorical.impute,
-                                       fill_value="missing"))
+        cat_steps.append(SimpleImputer(strategy=config.categorical.impute, fill_value="missing"))
     if config.categorical.encode == "onehot":
         cat_steps.append(OneHotEncoder(handle_unknown="ignore", sparse_output=False))
     else:
         cat_steps.append(OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
-        transformers.append(("numeric", make_pipeline(*num_steps) if num_steps else "passthrough",
-                             numeric))
+        transformers.append(
+            ("numeric", make_pipeline(*num_steps) if num_steps else "passthrough", numeric)
+        )
     if categorical:
         transformers.append(("categorical", make_pipeline(*cat_steps), categorical))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)

@@ -31,40 +31,74 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
     assert data is not None and training is not None and registry is not None
     checksum = sources.file_checksum(data.source, base_dir)
     steps = [
-        Step(_ingest, "ingest", inputs={}, outputs=("raw", "dataset"),
-             params={"source": data.source.model_dump(), "base_dir": str(base_dir),
-                     "checksum": checksum, "target": data.target},
-             cache=checksum is not None),  # a database can change under us: always re-read
-        Step(_split, "split", inputs={"raw": "raw"}, outputs=("train", "test"),
-             params={"target": data.target, **data.split.model_dump()}),
+        Step(
+            _ingest,
+            "ingest",
+            inputs={},
+            outputs=("raw", "dataset"),
+            params={
+                "source": data.source.model_dump(),
+                "base_dir": str(base_dir),
+                "checksum": checksum,
+                "target": data.target,
+            },
+            cache=checksum is not None,
+        ),  # a database can change under us: always re-read
+        Step(
+            _split,
+            "split",
+            inputs={"raw": "raw"},
+            outputs=("train", "test"),
+            params={"target": data.target, **data.split.model_dump()},
+        ),
     ]
     names = [c.name for c in training.candidates]
     if len(set(names)) != len(names):
         raise ConfigError(f"conveyor.yaml: training.candidates: duplicated names {names}")
     for candidate in training.candidates:
-        steps.append(Step(
-            _train, f"train_{candidate.name}", inputs={"train": "train"},
-            outputs=(f"model_{candidate.name}",),
-            params={"target": data.target, "features": config.features.model_dump(),
-                    "candidate": candidate.model_dump(), "seed": data.split.seed},
-        ))
-    steps.append(Step(
-        _evaluate, "evaluate",
-        inputs={"test": "test", **{f"model_{n}": f"model_{n}" for n in names}},
-        outputs=("model", "evaluation"),
-        params={"target": data.target, "task": training.task,
-                "positive": data.positive_class, "primary": config.evaluation.primary},
-    ))
-    steps.append(Step(
-        _register, "register", inputs={"model": "model", "evaluation": "evaluation",
-                                       "dataset": "dataset"},
-        outputs=("registration",), params={"model_name": registry.model},
-    ))
+        steps.append(
+            Step(
+                _train,
+                f"train_{candidate.name}",
+                inputs={"train": "train"},
+                outputs=(f"model_{candidate.name}",),
+                params={
+                    "target": data.target,
+                    "features": config.features.model_dump(),
+                    "candidate": candidate.model_dump(),
+                    "seed": data.split.seed,
+                },
+            )
+        )
+    steps.append(
+        Step(
+            _evaluate,
+            "evaluate",
+            inputs={"test": "test", **{f"model_{n}": f"model_{n}" for n in names}},
+            outputs=("model", "evaluation"),
+            params={
+                "target": data.target,
+                "task": training.task,
+                "positive": data.positive_class,
+                "primary": config.evaluation.primary,
+            },
+        )
+    )
+    steps.append(
+        Step(
+            _register,
+            "register",
+            inputs={"model": "model", "evaluation": "evaluation", "dataset": "dataset"},
+            outputs=("registration",),
+            params={"model_name": registry.model},
+        )
+    )
     return Pipeline(steps, name="train")
 
 
-def _ingest(ctx: StepContext, *, source: dict[str, Any], base_dir: str, checksum: str | None,
-            target: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _ingest(
+    ctx: StepContext, *, source: dict[str, Any], base_dir: str, checksum: str | None, target: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     from pathlib import Path
 
     src = SourceConfig(**source)
@@ -80,29 +114,54 @@ def _ingest(ctx: StepContext, *, source: dict[str, Any], base_dir: str, checksum
         "rows": len(df),
         "columns": len(df.columns),
     }
-    ctx.metadata.record_dataset(dataset["fingerprint"], source=dataset["source"],
-                                n_rows=len(df), n_columns=len(df.columns), run_id=ctx.run_id)
+    ctx.metadata.record_dataset(
+        dataset["fingerprint"],
+        source=dataset["source"],
+        n_rows=len(df),
+        n_columns=len(df.columns),
+        run_id=ctx.run_id,
+    )
     ctx.log_metrics({"data.rows": len(df), "data.columns": len(df.columns)})
     return df, dataset
 
 
-def _split(raw: pd.DataFrame, *, target: str, test_size: float, stratify: bool,
-           seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split(
+    raw: pd.DataFrame, *, target: str, test_size: float, stratify: bool, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     return split.train_test(raw, target=target, test_size=test_size, stratify=stratify, seed=seed)
 
 
-def _train(train: pd.DataFrame, *, target: str, features: dict[str, Any],
-           candidate: dict[str, Any], seed: int) -> Any:
+def _train(
+    train: pd.DataFrame,
+    *,
+    target: str,
+    features: dict[str, Any],
+    candidate: dict[str, Any],
+    seed: int,
+) -> Any:
     from conveyor.training.candidates import fit_candidate
 
-    return fit_candidate(train, target=target, features=FeaturesConfig(**features),
-                         candidate=CandidateConfig(**candidate), seed=seed)
+    return fit_candidate(
+        train,
+        target=target,
+        features=FeaturesConfig(**features),
+        candidate=CandidateConfig(**candidate),
+        seed=seed,
+    )
 
 
-def _evaluate(ctx: StepContext, test: pd.DataFrame, *, target: str, task: str | None,
-              positive: Any, primary: str, **models: Any) -> tuple[Any, dict[str, Any]]:
+def _evaluate(
+    ctx: StepContext,
+    test: pd.DataFrame,
+    *,
+    target: str,
+    task: str | None,
+    positive: Any,
+    primary: str,
+    **models: Any,
+) -> tuple[Any, dict[str, Any]]:
     task = task or metrics.infer_task(test[target])
-    board = []
+    board: list[dict[str, Any]] = []
     for key, model in sorted(models.items()):
         name = key.removeprefix("model_")
         scores = metrics.evaluate(model, test, target=target, task=task, positive=positive)
@@ -119,21 +178,36 @@ def _evaluate(ctx: StepContext, test: pd.DataFrame, *, target: str, task: str | 
     ctx.log_metrics({f"test.{k}": v for k, v in best["metrics"].items()})
     X = test.drop(columns=[target])
     evaluation = {
-        "task": task, "primary": primary, "best": best["candidate"],
-        "metrics": best["metrics"], "leaderboard": board, "test_rows": len(test),
+        "task": task,
+        "primary": primary,
+        "best": best["candidate"],
+        "metrics": best["metrics"],
+        "leaderboard": board,
+        "test_rows": len(test),
         "signature": {c: str(X[c].dtype) for c in X.columns},
     }
     return models[f"model_{best['candidate']}"], evaluation
 
 
-def _register(ctx: StepContext, model: Any, evaluation: dict[str, Any], dataset: dict[str, Any],
-              *, model_name: str) -> dict[str, Any]:
+def _register(
+    ctx: StepContext,
+    model: Any,
+    evaluation: dict[str, Any],
+    dataset: dict[str, Any],
+    *,
+    model_name: str,
+) -> dict[str, Any]:
     run = ctx.metadata.get_run(ctx.run_id)
     record = ctx.metadata.register_model_version(
-        model_name, digest=ctx.input_digests["model"], run_id=ctx.run_id, dataset=dataset["fingerprint"],
-        metrics=evaluation["metrics"], signature={"columns": evaluation["signature"]},
-        tags={"candidate": evaluation["best"]}, git_commit=run.git_commit,
-        config_hash=run.config_hash, reason=f"best of {len(evaluation['leaderboard'])} "
-        f"candidates on {evaluation['primary']}",
+        model_name,
+        digest=ctx.input_digests["model"],
+        run_id=ctx.run_id,
+        dataset=dataset["fingerprint"],
+        metrics=evaluation["metrics"],
+        signature={"columns": evaluation["signature"]},
+        tags={"candidate": evaluation["best"]},
+        git_commit=run.git_commit,
+        config_hash=run.config_hash,
+        reason=f"best of {len(evaluation['leaderboard'])} candidates on {evaluation['primary']}",
     )
     return {"name": record.name, "version": record.version, "digest": record.digest}

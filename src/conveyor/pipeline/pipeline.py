@@ -31,8 +31,9 @@ class Pipeline:
             ``MissingInputError`` and ``CycleError`` for the other definition mistakes).
     """
 
-    def __init__(self, steps: Iterable[Step], *, name: str = "pipeline",
-                 inputs: Iterable[str] = ()) -> None:
+    def __init__(
+        self, steps: Iterable[Step], *, name: str = "pipeline", inputs: Iterable[str] = ()
+    ) -> None:
         self.name = name
         self.inputs = frozenset(inputs)
         given = list(steps)

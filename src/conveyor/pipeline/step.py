@@ -60,7 +60,9 @@ class Step:
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
             if pname not in bound and param.default is inspect.Parameter.empty:
-                raise TypeError(f"step {self.name!r}: argument {pname!r} is neither input nor param")
+                raise TypeError(
+                    f"step {self.name!r}: argument {pname!r} is neither input nor param"
+                )
 
     @property
     def wants_context(self) -> bool:
@@ -147,8 +149,7 @@ def _bind_inputs(
     names = [inputs] if isinstance(inputs, str) else list(inputs)
     if len(names) != len(free):
         raise TypeError(
-            f"step {fn.__name__!r}: {len(names)} input names given for {len(free)} "
-            f"arguments {free}"
+            f"step {fn.__name__!r}: {len(names)} input names given for {len(free)} arguments {free}"
         )
     return dict(zip(free, names, strict=True))
 

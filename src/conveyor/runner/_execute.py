@@ -44,8 +44,9 @@ def execute(
     """Run ``task``; every exception becomes a failed outcome with its traceback."""
     step = task.step
     started = time.time()
-    ctx = _Context(task.run_id, step.name, metadata,
-                   {arg: ref.digest for arg, ref in task.arguments.items()})
+    ctx = _Context(
+        task.run_id, step.name, metadata, {arg: ref.digest for arg, ref in task.arguments.items()}
+    )
     try:
         kwargs = {arg: artifacts.get(ref.digest, ref.kind) for arg, ref in task.arguments.items()}
         if step.wants_context:
@@ -61,8 +62,9 @@ def execute(
             error=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(),
         )
-    return StepOutcome(started_at=started, ended_at=time.time(), outputs=outputs,
-                       metrics=ctx.metrics)
+    return StepOutcome(
+        started_at=started, ended_at=time.time(), outputs=outputs, metrics=ctx.metrics
+    )
 
 
 def _store(artifacts: AbstractArtifactStore, name: str, value: Any) -> ArtifactRef:

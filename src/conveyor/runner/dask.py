@@ -41,8 +41,9 @@ class DaskExecutor(AbstractExecutor):
         workers: int = 2,
     ) -> None:
         if artifacts_uri.startswith("memory://"):
-            raise ValueError("the dask executor needs an artifact store its workers can reach, "
-                             "not memory://")
+            raise ValueError(
+                "the dask executor needs an artifact store its workers can reach, not memory://"
+            )
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
@@ -51,7 +52,10 @@ class DaskExecutor(AbstractExecutor):
         self._cluster = None
         if address is None:
             self._cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
                 dashboard_address=None,
             )
             address = self._cluster.scheduler_address

@@ -86,8 +86,12 @@ class Runner:
             raise MissingInputError(f"pipeline {pipeline.name!r} needs inputs {missing}")
         recovered = self.metadata.recover_interrupted()
         run_id, step_ids = self.metadata.create_run(
-            pipeline.name, [s.name for s in pipeline.steps], executor=self.executor.name,
-            params=params, git_commit=git_commit, config_hash=config_hash,
+            pipeline.name,
+            [s.name for s in pipeline.steps],
+            executor=self.executor.name,
+            params=params,
+            git_commit=git_commit,
+            config_hash=config_hash,
         )
         result = RunResult(run_id, RunStatus.RUNNING, recovered=recovered)
         self.hooks.before_pipeline_run(run_id, pipeline)
@@ -117,8 +121,14 @@ class _Schedule:
     """One run's scheduling loop: start every ready step, record each as it ends."""
 
     def __init__(
-        self, runner: Runner, pipeline: Pipeline, run_id: str, step_ids: dict[str, int],
-        result: RunResult, available: dict[str, ArtifactRef], use_cache: bool,
+        self,
+        runner: Runner,
+        pipeline: Pipeline,
+        run_id: str,
+        step_ids: dict[str, int],
+        result: RunResult,
+        available: dict[str, ArtifactRef],
+        use_cache: bool,
     ) -> None:
         self.r = runner
         self.pipeline = pipeline
@@ -131,6 +141,18 @@ class _Schedule:
         self.running: dict[Future[StepOutcome], tuple[Step, dict[str, ArtifactRef]]] = {}
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            self._record_finished()  # keep work that completed before the interrupt
+            raise
+
+    def _record_finished(self) -> None:
+        for future in [f for f in self.running if f.done()]:
+            s, arguments = self.running.pop(future)
+            self._record(s, arguments, future.result())
+
+    def _loop(self) -> None:
         while self.waiting or self.running:
             self._start_ready()
             if not self.running:
@@ -150,23 +172,24 @@ class _Schedule:
                     continue
                 self.waiting.remove(name)
                 arguments = {arg: self.available[d] for arg, d in s.inputs.items()}
-                if self._try_cache(s, arguments):
+                key = cache.key_for(s, arguments)
+                if self._try_cache(s, arguments, key):
                     progressed = True
                     continue
-                self.r.metadata.start_step(self.step_ids[name], cache_key=cache.key_for(s, arguments))
+                self.r.metadata.start_step(self.step_ids[name], cache_key=key)
                 self.r.hooks.before_step_run(name)
                 task = StepTask(s, self.run_id, arguments)
                 self.running[self.r.executor.submit(task)] = (s, arguments)
 
-    def _try_cache(self, s: Step, arguments: dict[str, ArtifactRef]) -> bool:
+    def _try_cache(self, s: Step, arguments: dict[str, ArtifactRef], key: str) -> bool:
         if not (self.use_cache and s.cache):
             return False
-        key = cache.key_for(s, arguments)
         hit = cache.lookup(key, self.r.metadata, self.r.artifacts)
         if hit is None:
             return False
-        self.r.metadata.cache_step(self.step_ids[s.name], hit, cache_key=key,
-                                   inputs=_named(s, arguments))
+        self.r.metadata.cache_step(
+            self.step_ids[s.name], hit, cache_key=key, inputs=_named(s, arguments)
+        )
         self._publish(s.name, hit.outputs, StepStatus.CACHED, 0.0)
         return True
 
@@ -174,9 +197,13 @@ class _Schedule:
         step_id = self.step_ids[s.name]
         duration = outcome.ended_at - outcome.started_at
         if outcome.ok:
-            self.r.metadata.complete_step(step_id, inputs=_named(s, arguments),
-                                          outputs=outcome.outputs, metrics=outcome.metrics,
-                                          started_at=outcome.started_at)
+            self.r.metadata.complete_step(
+                step_id,
+                inputs=_named(s, arguments),
+                outputs=outcome.outputs,
+                metrics=outcome.metrics,
+                started_at=outcome.started_at,
+            )
             self._publish(s.name, outcome.outputs, StepStatus.SUCCEEDED, duration)
             return
         error = outcome.error or "unknown error"
@@ -185,14 +212,18 @@ class _Schedule:
         self.result.steps[s.name] = StepStatus.FAILED
         self.r.hooks.on_step_error(s.name, error)
         self.r.hooks.after_step_run(s.name, StepStatus.FAILED, duration)
-        for name in [n for n in self.waiting if n in self.pipeline.downstream(s.name)]:
+        downstream = self.pipeline.downstream(s.name)
+        for name in [n for n in self.waiting if n in downstream]:
             self.waiting.remove(name)
-            self.r.metadata.skip_step(self.step_ids[name], reason=f"upstream step {s.name!r} failed")
+            self.r.metadata.skip_step(
+                self.step_ids[name], reason=f"upstream step {s.name!r} failed"
+            )
             self.result.steps[name] = StepStatus.SKIPPED
             self.r.hooks.after_step_run(name, StepStatus.SKIPPED, None)
 
-    def _publish(self, name: str, outputs: tuple[ArtifactRef, ...], status: StepStatus,
-                 duration: float) -> None:
+    def _publish(
+        self, name: str, outputs: tuple[ArtifactRef, ...], status: StepStatus, duration: float
+    ) -> None:
         for ref in outputs:
             self.available[ref.name] = ref
             self.result.outputs[ref.name] = ref
@@ -205,4 +236,3 @@ def _named(s: Step, arguments: dict[str, ArtifactRef]) -> list[ArtifactRef]:
     return [
         ArtifactRef(s.inputs[arg], ref.digest, ref.kind, ref.size) for arg, ref in arguments.items()
     ]
-

@@ -38,7 +38,11 @@ def build_estimator(candidate: CandidateConfig, *, where: str = "training.candid
 
 
 def fit_candidate(
-    train: pd.DataFrame, *, target: str, features: FeaturesConfig, candidate: CandidateConfig,
+    train: pd.DataFrame,
+    *,
+    target: str,
+    features: FeaturesConfig,
+    candidate: CandidateConfig,
     seed: int,
 ) -> Any:
     """Fit preprocessing + estimator as ONE sklearn Pipeline, so inference repeats training."""
@@ -51,7 +55,8 @@ def fit_candidate(
     estimator = build_estimator(candidate)
     if "random_state" in estimator.get_params() and "random_state" not in candidate.params:
         estimator.set_params(random_state=seed)
-    model = Pipeline([("preprocess", build_preprocessor(features, X)),
-                      ("estimator", clone(estimator))])
+    model = Pipeline(
+        [("preprocess", build_preprocessor(features, X)), ("estimator", clone(estimator))]
+    )
     model.fit(X, train[target])
     return model

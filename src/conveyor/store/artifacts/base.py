@@ -60,7 +60,7 @@ class AbstractArtifactStore(ABC):
         return data
 
     def put(self, obj: Any) -> StoredArtifact:
-        """Serialize ``obj`` by type (DataFrame -> Parquet, estimator -> joblib, ...) and store it."""
+        """Serialize ``obj`` by type (DataFrame -> Parquet, estimator -> joblib...) and store it."""
         kind, data = serializers.serialize(obj)
         return StoredArtifact(self.put_bytes(data), len(data), kind)
 

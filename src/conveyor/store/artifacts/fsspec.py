@@ -46,8 +46,8 @@ class FsspecArtifactStore(AbstractArtifactStore):
             if not self._atomic_rename:
                 self._fs.pipe_file(final, data)
                 return
-            tmp = f"{self._root}/tmp/{digest}.{uuid.uuid4().hex}.tmp"
-            self._fs.makedirs(f"{self._root}/tmp", exist_ok=True)
+            tmp = f"{self._root}/incoming/{digest}.{uuid.uuid4().hex}.part"
+            self._fs.makedirs(f"{self._root}/incoming", exist_ok=True)
             self._fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
             try:
                 self._fs.pipe_file(tmp, data)

@@ -53,8 +53,12 @@ def open_metadata_store(url: str) -> SqlMetadataStore:
 
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise MetadataStorageError(f"invalid metadata URL {url!r}: {exc}") from exc
+    except (ArgumentError, ValueError):
+        # The URL may hold a password: name the problem, never echo the URL.
+        raise MetadataStorageError(
+            "invalid metadata URL (store.metadata / $CONVEYOR_METADATA_URL): expected "
+            "sqlite:///path.db or postgresql+psycopg://user@host:port/db"
+        ) from None
     display = parsed.render_as_string(hide_password=True)
     try:
         if parsed.get_backend_name() == "sqlite":

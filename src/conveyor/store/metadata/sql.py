@@ -35,7 +35,7 @@ from conveyor.store.metadata.records import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-    from sqlalchemy import Connection, Engine, Row
+    from sqlalchemy import Connection, Engine, Row, Table
 
 ACTOR_ENV = "CONVEYOR_ACTOR"
 _REGISTER_RETRIES = 20
@@ -70,8 +70,9 @@ class SqlMetadataStore:
         except ConveyorError:
             raise
         except SQLAlchemyError as exc:
+            detail = exc.args[0] if exc.args else exc
             raise MetadataStorageError(
-                f"metadata store {self.display_url}: {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+                f"metadata store {self.display_url}: {type(exc).__name__}: {detail}"
             ) from exc
 
     # -- runs -----------------------------------------------------------------------------
@@ -86,7 +87,7 @@ class SqlMetadataStore:
         git_commit: str | None = None,
         config_hash: str | None = None,
     ) -> tuple[str, dict[str, int]]:
-        """Record a new running run with its steps pending; returns ``(run_id, step ids by name)``."""
+        """Record a running run with its steps pending; returns ``(run_id, step ids by name)``."""
         run_id = uuid.uuid4().hex
         now = time.time()
         with self._tx() as conn:
@@ -112,7 +113,12 @@ class SqlMetadataStore:
                 conn.execute(
                     insert(t.steps),
                     [
-                        {"run_id": run_id, "name": name, "position": i, "status": StepStatus.PENDING}
+                        {
+                            "run_id": run_id,
+                            "name": name,
+                            "position": i,
+                            "status": StepStatus.PENDING,
+                        }
                         for i, name in enumerate(step_names)
                     ],
                 )
@@ -180,8 +186,9 @@ class SqlMetadataStore:
 
     def start_step(self, step_id: int, *, cache_key: str) -> None:
         """Mark a step running."""
-        self._update_step(step_id, status=StepStatus.RUNNING, cache_key=cache_key,
-                          started_at=time.time())
+        self._update_step(
+            step_id, status=StepStatus.RUNNING, cache_key=cache_key, started_at=time.time()
+        )
 
     def complete_step(
         self,
@@ -222,8 +229,13 @@ class SqlMetadataStore:
             conn.execute(
                 update(t.steps)
                 .where(t.steps.c.id == step_id)
-                .values(status=StepStatus.CACHED, cache_key=cache_key, cached_from=hit.step_id,
-                        started_at=now, ended_at=now)
+                .values(
+                    status=StepStatus.CACHED,
+                    cache_key=cache_key,
+                    cached_from=hit.step_id,
+                    started_at=now,
+                    ended_at=now,
+                )
             )
             run_id = conn.execute(
                 select(t.steps.c.run_id).where(t.steps.c.id == step_id)
@@ -235,8 +247,13 @@ class SqlMetadataStore:
 
     def fail_step(self, step_id: int, *, error: str, traceback: str | None = None) -> None:
         """Record a step's failure with its message and traceback."""
-        self._update_step(step_id, status=StepStatus.FAILED, error=error, traceback=traceback,
-                          ended_at=time.time())
+        self._update_step(
+            step_id,
+            status=StepStatus.FAILED,
+            error=error,
+            traceback=traceback,
+            ended_at=time.time(),
+        )
 
     def skip_step(self, step_id: int, *, reason: str) -> None:
         """Mark a step skipped (an upstream step failed)."""
@@ -251,8 +268,9 @@ class SqlMetadataStore:
         with self._tx() as conn:
             row = conn.execute(
                 select(t.steps.c.id, t.steps.c.run_id)
-                .where(and_(t.steps.c.cache_key == cache_key,
-                            t.steps.c.status == StepStatus.SUCCEEDED))
+                .where(
+                    and_(t.steps.c.cache_key == cache_key, t.steps.c.status == StepStatus.SUCCEEDED)
+                )
                 .order_by(t.steps.c.id.desc())
                 .limit(1)
             ).first()
@@ -262,7 +280,11 @@ class SqlMetadataStore:
         return CacheHit(step_id=row.id, run_id=row.run_id, outputs=edges.get((row.id, "out"), ()))
 
     def log_metrics(
-        self, run_id: str, metrics: Mapping[str, float], *, step_id: int | None = None,
+        self,
+        run_id: str,
+        metrics: Mapping[str, float],
+        *,
+        step_id: int | None = None,
         iteration: int = 0,
     ) -> None:
         """Bulk-insert metrics for a run (one transaction, one statement)."""
@@ -277,9 +299,11 @@ class SqlMetadataStore:
         Raises:
             NotFoundError: no run, or the prefix matches several.
         """
+        if not run_id:
+            raise NotFoundError("give a run id (see `conveyor runs list`)")
         with self._tx() as conn:
             rows = conn.execute(
-                select(t.runs).where(t.runs.c.id.like(f"{run_id}%")).limit(2)
+                select(t.runs).where(t.runs.c.id.startswith(run_id, autoescape=True)).limit(2)
             ).all()
             if not rows:
                 raise NotFoundError(f"no run {run_id!r} (see `conveyor runs list`)")
@@ -290,15 +314,20 @@ class SqlMetadataStore:
                 select(t.steps).where(t.steps.c.run_id == run.id).order_by(t.steps.c.position)
             ).all()
             edges = _edges(conn, [s.id for s in step_rows])
-            params = dict(conn.execute(
-                select(t.run_params.c.key, t.run_params.c.value).where(
-                    t.run_params.c.run_id == run.id)
-            ).all())
-            metrics = dict(conn.execute(
-                select(t.metrics.c.key, t.metrics.c.value)
-                .where(t.metrics.c.run_id == run.id)
-                .order_by(t.metrics.c.id)
-            ).all())
+            params = dict(
+                conn.execute(
+                    select(t.run_params.c.key, t.run_params.c.value).where(
+                        t.run_params.c.run_id == run.id
+                    )
+                ).all()
+            )
+            metrics = dict(
+                conn.execute(
+                    select(t.metrics.c.key, t.metrics.c.value)
+                    .where(t.metrics.c.run_id == run.id)
+                    .order_by(t.metrics.c.id)
+                ).all()
+            )
         steps = tuple(
             _step_record(s, edges.get((s.id, "in"), ()), edges.get((s.id, "out"), ()))
             for s in step_rows
@@ -307,7 +336,7 @@ class SqlMetadataStore:
 
     def list_runs(self, *, limit: int = 20, pipeline: str | None = None) -> list[RunRecord]:
         """Most recent runs first, with their steps (no params or metrics)."""
-        query = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
+        query = select(t.runs).order_by(t.runs.c.started_at.desc(), t.runs.c.id.desc()).limit(limit)
         if pipeline is not None:
             query = query.where(t.runs.c.pipeline == pipeline)
         with self._tx() as conn:
@@ -335,56 +364,95 @@ class SqlMetadataStore:
     # -- datasets, models, events ---------------------------------------------------------
 
     def record_dataset(
-        self, fingerprint: str, *, source: str, n_rows: int, n_columns: int,
-        schema_hash: str | None = None, digest: str | None = None, run_id: str | None = None,
+        self,
+        fingerprint: str,
+        *,
+        source: str,
+        n_rows: int,
+        n_columns: int,
+        schema_hash: str | None = None,
+        digest: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         """Record a dataset version; recording the same fingerprint again changes nothing."""
+        row = {
+            "fingerprint": fingerprint,
+            "source": source,
+            "n_rows": n_rows,
+            "n_columns": n_columns,
+            "schema_hash": schema_hash,
+            "digest": digest,
+            "run_id": run_id,
+            "created_at": time.time(),
+        }
         with self._tx() as conn:
-            exists = conn.execute(
-                select(t.datasets.c.fingerprint).where(t.datasets.c.fingerprint == fingerprint)
-            ).first()
-            if exists is None:
-                conn.execute(insert(t.datasets).values(
-                    fingerprint=fingerprint, source=source, n_rows=n_rows, n_columns=n_columns,
-                    schema_hash=schema_hash, digest=digest, run_id=run_id, created_at=time.time(),
-                ))
+            _insert_ignoring_duplicates(conn, t.datasets, [row])
 
     def register_model_version(
-        self, name: str, *, digest: str, run_id: str | None, dataset: str | None = None,
-        metrics: Mapping[str, float] | None = None, signature: Mapping[str, Any] | None = None,
-        tags: Mapping[str, str] | None = None, git_commit: str | None = None,
-        config_hash: str | None = None, status: str = "candidate", reason: str | None = None,
+        self,
+        name: str,
+        *,
+        digest: str,
+        run_id: str | None,
+        dataset: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        signature: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        git_commit: str | None = None,
+        config_hash: str | None = None,
+        status: str = "candidate",
+        reason: str | None = None,
     ) -> ModelVersionRecord:
         """Register the next version of ``name`` (unique under concurrency) with an audit event."""
         for _ in range(_REGISTER_RETRIES):
             try:
                 with self._tx() as conn:
                     _lock_model_name(conn, name)
-                    version = 1 + (conn.execute(
-                        select(func.max(t.model_versions.c.version)).where(
-                            t.model_versions.c.name == name)
-                    ).scalar_one() or 0)
+                    version = 1 + (
+                        conn.execute(
+                            select(func.max(t.model_versions.c.version)).where(
+                                t.model_versions.c.name == name
+                            )
+                        ).scalar_one()
+                        or 0
+                    )
                     values = {
-                        "name": name, "version": version, "digest": digest, "run_id": run_id,
-                        "dataset": dataset, "status": status, "metrics": dict(metrics or {}),
+                        "name": name,
+                        "version": version,
+                        "digest": digest,
+                        "run_id": run_id,
+                        "dataset": dataset,
+                        "status": status,
+                        "metrics": dict(metrics or {}),
                         "signature": dict(signature) if signature else None,
-                        "tags": dict(tags or {}), "git_commit": git_commit,
-                        "config_hash": config_hash, "reason": reason, "created_at": time.time(),
+                        "tags": dict(tags or {}),
+                        "git_commit": git_commit,
+                        "config_hash": config_hash,
+                        "reason": reason,
+                        "created_at": time.time(),
                     }
                     conn.execute(insert(t.model_versions).values(**values))
-                    _insert_event(conn, "register", f"{name}:{version}", reason=reason,
-                                  details={"run_id": run_id, "digest": digest})
+                    _insert_event(
+                        conn,
+                        "register",
+                        f"{name}:{version}",
+                        reason=reason,
+                        details={"run_id": run_id, "digest": digest},
+                    )
                 return _model_version(values)
             except MetadataStorageError as exc:
-                if not isinstance(exc.__cause__, IntegrityError):
+                if not _is_unique_violation(exc.__cause__):
                     raise
         raise MetadataStorageError(f"could not register {name}: too many concurrent registrations")
 
     def get_model_version(self, name: str, version: int | None = None) -> ModelVersionRecord:
         """A model version, or the latest of ``name`` when ``version`` is None."""
         query = select(t.model_versions).where(t.model_versions.c.name == name)
-        query = (query.where(t.model_versions.c.version == version) if version is not None
-                 else query.order_by(t.model_versions.c.version.desc()).limit(1))
+        query = (
+            query.where(t.model_versions.c.version == version)
+            if version is not None
+            else query.order_by(t.model_versions.c.version.desc()).limit(1)
+        )
         with self._tx() as conn:
             row = conn.execute(query).first()
         if row is None:
@@ -401,7 +469,8 @@ class SqlMetadataStore:
         with self._tx() as conn:
             version = conn.execute(
                 select(t.aliases.c.version).where(
-                    and_(t.aliases.c.name == name, t.aliases.c.alias == alias))
+                    and_(t.aliases.c.name == name, t.aliases.c.alias == alias)
+                )
             ).scalar_one_or_none()
         if version is None:
             raise ModelNotFoundError(f"{name}@{alias} is not set (see `conveyor models list`)")
@@ -410,14 +479,19 @@ class SqlMetadataStore:
     def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
         """Registered versions, newest first."""
         query = select(t.model_versions).order_by(
-            t.model_versions.c.name, t.model_versions.c.version.desc())
+            t.model_versions.c.name, t.model_versions.c.version.desc()
+        )
         if name is not None:
             query = query.where(t.model_versions.c.name == name)
         with self._tx() as conn:
             return [_model_version(r._asdict()) for r in conn.execute(query).all()]
 
     def append_event(
-        self, action: str, entity: str, *, reason: str | None = None,
+        self,
+        action: str,
+        entity: str,
+        *,
+        reason: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
         """Append one audit event (actor from ``$CONVEYOR_ACTOR`` or the OS user)."""
@@ -434,6 +508,15 @@ class SqlMetadataStore:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _is_unique_violation(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a duplicate-key error (not a foreign-key or NOT NULL one)."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    return "UNIQUE constraint failed" in str(exc.orig)  # SQLite
 
 
 def _pid_alive(pid: int) -> bool:
@@ -459,18 +542,21 @@ def _lock_model_name(conn: Connection, name: str) -> None:
 
 
 def _insert_missing_artifacts(conn: Connection, refs: Sequence[ArtifactRef], now: float) -> None:
-    digests = {r.digest for r in refs}
-    if not digests:
+    rows = {
+        r.digest: {"digest": r.digest, "kind": r.kind, "size": r.size, "created_at": now}
+        for r in refs
+    }
+    _insert_ignoring_duplicates(conn, t.artifacts, list(rows.values()))
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: safe when two writers record the same key at once."""
+    if not rows:
         return
-    known = set(conn.execute(
-        select(t.artifacts.c.digest).where(t.artifacts.c.digest.in_(digests))
-    ).scalars())
-    new = {r.digest: r for r in refs if r.digest not in known}
-    if new:
-        conn.execute(insert(t.artifacts), [
-            {"digest": r.digest, "kind": r.kind, "size": r.size, "created_at": now}
-            for r in new.values()
-        ])
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
 def _insert_edges(
@@ -486,34 +572,65 @@ def _insert_edges(
 
 
 def _insert_metrics(
-    conn: Connection, run_id: str, step_id: int | None, metrics: Mapping[str, float], now: float,
-    *, iteration: int = 0,
+    conn: Connection,
+    run_id: str,
+    step_id: int | None,
+    metrics: Mapping[str, float],
+    now: float,
+    *,
+    iteration: int = 0,
 ) -> None:
     if metrics:
-        conn.execute(insert(t.metrics), [
-            {"run_id": run_id, "step_id": step_id, "key": k, "value": float(v),
-             "iteration": iteration, "logged_at": now}
-            for k, v in metrics.items()
-        ])
+        conn.execute(
+            insert(t.metrics),
+            [
+                {
+                    "run_id": run_id,
+                    "step_id": step_id,
+                    "key": k,
+                    "value": float(v),
+                    "iteration": iteration,
+                    "logged_at": now,
+                }
+                for k, v in metrics.items()
+            ],
+        )
 
 
 def _insert_event(
-    conn: Connection, action: str, entity: str, *, reason: str | None,
+    conn: Connection,
+    action: str,
+    entity: str,
+    *,
+    reason: str | None,
     details: Mapping[str, Any] | None,
 ) -> None:
-    conn.execute(insert(t.events).values(
-        at=time.time(), actor=current_actor(), action=action, entity=entity, reason=reason,
-        details=dict(details or {}),
-    ))
+    conn.execute(
+        insert(t.events).values(
+            at=time.time(),
+            actor=current_actor(),
+            action=action,
+            entity=entity,
+            reason=reason,
+            details=dict(details or {}),
+        )
+    )
 
 
-def _edges(conn: Connection, step_ids: Sequence[int]) -> dict[tuple[int, str], tuple[ArtifactRef, ...]]:
+def _edges(
+    conn: Connection, step_ids: Sequence[int]
+) -> dict[tuple[int, str], tuple[ArtifactRef, ...]]:
     if not step_ids:
         return {}
     rows = conn.execute(
-        select(t.step_artifacts.c.step_id, t.step_artifacts.c.direction,
-               t.step_artifacts.c.name, t.artifacts.c.digest, t.artifacts.c.kind,
-               t.artifacts.c.size)
+        select(
+            t.step_artifacts.c.step_id,
+            t.step_artifacts.c.direction,
+            t.step_artifacts.c.name,
+            t.artifacts.c.digest,
+            t.artifacts.c.kind,
+            t.artifacts.c.size,
+        )
         .join(t.artifacts, t.artifacts.c.digest == t.step_artifacts.c.digest)
         .where(t.step_artifacts.c.step_id.in_(step_ids))
         .order_by(t.step_artifacts.c.name)
@@ -521,7 +638,8 @@ def _edges(conn: Connection, step_ids: Sequence[int]) -> dict[tuple[int, str], t
     out: dict[tuple[int, str], list[ArtifactRef]] = {}
     for r in rows:
         out.setdefault((r.step_id, r.direction), []).append(
-            ArtifactRef(name=r.name, digest=r.digest, kind=r.kind, size=r.size))
+            ArtifactRef(name=r.name, digest=r.digest, kind=r.kind, size=r.size)
+        )
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -542,4 +660,3 @@ def _run_record(row: Row[Any], **extra: Any) -> RunRecord:
 def _model_version(values: Mapping[str, Any]) -> ModelVersionRecord:
     fields = {k: v for k, v in values.items() if k != "id"}
     return ModelVersionRecord(**fields)
-
