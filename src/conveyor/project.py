@@ -61,10 +61,16 @@ class Project:
 
     @cached_property
     def metadata(self) -> SqlMetadataStore:
-        """The metadata store (opened and migrated on first use)."""
+        """The metadata store, opened and migrated on first use.
+
+        Opening it also marks runs whose process died (e.g. SIGKILL) as interrupted, so every
+        command shows a consistent state.
+        """
         from conveyor.store.metadata import open_metadata_store
 
-        return open_metadata_store(self.metadata_url)
+        store = open_metadata_store(self.metadata_url)
+        store.recover_interrupted()
+        return store
 
     @cached_property
     def artifacts(self) -> AbstractArtifactStore:

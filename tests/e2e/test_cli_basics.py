@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from tests.e2e.conftest import conveyor
 from typer.testing import CliRunner
 
 from conveyor._version import __version__
 from conveyor.cli.main import app
-from tests.e2e.conftest import conveyor
 
 
 def test_help_lists_the_commands() -> None:
@@ -162,11 +162,6 @@ def test_init_writes_a_loadable_minimal_project(tmp_path: Path) -> None:
     assert (tmp_path / "minimal" / ".gitignore").read_text(encoding="utf-8") == ".conveyor/\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UX bug: cli/init.py prints its errors with console() (stdout) and not stderr like "
-    "every other command (cli/_output.conveyor_errors), so `conveyor init > log` hides them",
-)
 def test_init_errors_go_to_stderr(tmp_path: Path) -> None:
     conveyor("init", tmp_path)
     again = conveyor("init", tmp_path, check=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -9,10 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.e2e.conftest import conveyor, make_visa_project, steps_by_name
 
 from conveyor.errors import ModelNotFoundError
 from conveyor.project import Project
-from tests.e2e.conftest import conveyor, make_visa_project, steps_by_name
 
 TRAIN_STEPS = ["ingest", "split", "train_logreg", "train_hgb", "evaluate", "register"]
 
@@ -167,12 +168,14 @@ def test_runs_show_by_prefix(history: dict[str, Any]) -> None:
     assert "test.f1" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SqlMetadataStore.complete_step/fail_step stamp ended_at with the time the "
-    "runner records the step, not StepOutcome.ended_at; with one worker all ready steps run "
-    "inline before any is recorded, so train_logreg's recorded time includes train_hgb's",
-)
+@pytest.mark.parametrize("prefix", ["%", "_", ""])
+def test_runs_show_prefix_is_not_a_pattern(history: dict[str, Any], prefix: str) -> None:
+    proc = conveyor("runs", "show", prefix, "-p", history["project"], check=False)
+    assert proc.returncode == 1
+    assert "run" in proc.stderr
+    assert proc.stdout == ""
+
+
 def test_step_times_do_not_overlap_with_one_worker(history: dict[str, Any]) -> None:
     # One worker runs steps one after another: each recorded [start, end] must end before the
     # next one starts, so `runs show` times are what each step really took.
@@ -183,7 +186,7 @@ def test_step_times_do_not_overlap_with_one_worker(history: dict[str, Any]) -> N
         ).fetchall()
     db.close()
     assert len(rows) == 6
-    for (name, _, end), (next_name, next_start, _) in zip(rows, rows[1:], strict=False):
+    for (name, _, end), (next_name, next_start, _) in itertools.pairwise(rows):
         assert end <= next_start + 0.001, f"{name} ends {end - next_start:.3f} s into {next_name}"
 
 
@@ -241,12 +244,6 @@ def test_failing_step_error_is_printed(failed: dict[str, Any]) -> None:
     assert "Traceback" not in stderr  # one readable line; the traceback is one command away
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: step errors are printed through rich markup unescaped (cli/run.py "
-    "_print_summary, cli/_progress.py on_step_error, cli/runs.py show), so "
-    "'training.candidates[logreg].params' is shown as 'training.candidates.params'",
-)
 def test_failing_step_error_names_the_candidate_on_screen(failed: dict[str, Any]) -> None:
     assert "training.candidates[logreg].params" in failed["stderr"]
 

@@ -70,7 +70,7 @@ def test_pipeline_inputs_satisfy_steps():
 def test_cycle_is_reported_with_its_path():
     a = Step(lambda y: 1, "a", inputs={"y": "y"}, outputs=("x",))
     b = Step(lambda x: 1, "b", inputs={"x": "x"}, outputs=("y",))
-    with pytest.raises(CycleError, match="cycle: .*a.*b|cycle: .*b.*a"):
+    with pytest.raises(CycleError, match=r"cycle: .*a.*b|cycle: .*b.*a"):
         pipeline(a, b)
 
 

@@ -32,12 +32,14 @@ def print_json(data: Any) -> None:
 @contextmanager
 def conveyor_errors() -> Iterator[None]:
     """Show a conveyor error as one readable message and exit 1 (no traceback)."""
+    from rich.markup import escape
+
     from conveyor.errors import ConveyorError
 
     try:
         yield
     except ConveyorError as exc:
-        console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_FAILURE) from None
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from conveyor.cli._output import fmt_seconds, styled
 from conveyor.runner import RunHooks
 
@@ -56,7 +58,7 @@ class LiveProgress(RunHooks):
 
     def on_step_error(self, step_name: str, error: str) -> None:
         if self.live is None:
-            self.console.print(f"  [red]{step_name}: {error}[/]", soft_wrap=True)
+            self.console.print(f"  [red]{step_name}: {escape(error)}[/]", soft_wrap=True)
 
     def after_pipeline_run(self, result: RunResult) -> None:
         self.stop()

@@ -18,6 +18,8 @@ def demo(
     """Scaffold the visa project, train it, run it again from the cache, and load the model."""
     import time
 
+    from rich.markup import escape
+
     from conveyor.cli._progress import LiveProgress
     from conveyor.cli.init import scaffold
     from conveyor.project import Project
@@ -32,7 +34,7 @@ def demo(
             out.rule("2. train: ingest -> split -> train candidates -> evaluate -> register")
             first = proj.run(hooks=LiveProgress(out))
             if not first.ok:
-                out.print(f"[red]the train line failed:[/] {first.failures}")
+                out.print(f"[red]the train line failed:[/] {escape(str(first.failures))}")
                 raise typer.Exit(EXIT_FAILURE)
             out.rule("3. run again: nothing changed, so every step comes from the cache")
             started = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli._output import EXIT_FAILURE, console, conveyor_errors
+from conveyor.cli._output import EXIT_FAILURE, EXIT_USAGE, console, conveyor_errors
 
 EXAMPLES = ("visa",)
 
@@ -35,13 +35,13 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing conveyor.yaml.")] = False,
 ) -> None:
     """Create conveyor.yaml (and, with --example visa, its schema and generated data)."""
-    out = console()
+    out, err = console(), console(stderr=True)
     if example is not None and example not in EXAMPLES:
-        out.print(f"[red]error:[/] unknown example {example!r}; choose from {', '.join(EXAMPLES)}")
-        raise typer.Exit(2)
+        err.print(f"[red]error:[/] unknown example {example!r}; choose from {', '.join(EXAMPLES)}")
+        raise typer.Exit(EXIT_USAGE)
     target = directory / "conveyor.yaml"
     if target.exists() and not force:
-        out.print(f"[red]error:[/] {target} already exists (use --force to overwrite)")
+        err.print(f"[red]error:[/] {target} already exists (use --force to overwrite)")
         raise typer.Exit(EXIT_FAILURE)
     with conveyor_errors():
         written = scaffold(directory, example=example)

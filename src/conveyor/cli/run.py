@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
 from conveyor.cli._output import (
@@ -42,6 +43,7 @@ def run(
     """Run a pipeline; steps whose code, params and inputs are unchanged come from the cache."""
     from conveyor.cli._progress import LiveProgress
     from conveyor.project import Project
+    from conveyor.store.metadata import StepStatus
 
     err = console(stderr=True)
     progress = LiveProgress(err)
@@ -71,10 +73,9 @@ def run(
         print_json({**summary, "model": model})
     _print_summary(err, record, result.recovered)
     if model is not None:
-        err.print(
-            f"model [bold]{model['name']}:{model['version']}[/] registered "
-            f"(artifact {model['digest'][:12]})"
-        )
+        fresh = result.steps.get("register") is StepStatus.SUCCEEDED
+        what = "registered" if fresh else "unchanged (registration reused from the cache)"
+        err.print(f"model [bold]{model['name']}:{model['version']}[/] {what}")
     if not result.ok:
         raise typer.Exit(EXIT_FAILURE)
 
@@ -116,7 +117,7 @@ def _print_summary(err: Any, record: Any, recovered: list[str]) -> None:
         err.print(f"{cached} of {len(record.steps)} steps cached")
     for s in record.steps:
         if str(s.status) == "failed":
-            err.print(f"[bold red]step {s.name} failed:[/] {s.error}", soft_wrap=True)
+            err.print(f"[bold red]step {s.name} failed:[/] {escape(s.error or '')}", soft_wrap=True)
             err.print(f"  full traceback: conveyor runs show {record.id[:8]} --traceback")
     headline = {k: v for k, v in record.metrics.items() if k.startswith("test.")}
     if headline:

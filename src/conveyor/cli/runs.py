@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
 from conveyor.cli._output import console, conveyor_errors, fmt_seconds, fmt_time, print_json, styled
@@ -26,7 +27,6 @@ def list_(
     from conveyor.project import Project
 
     with conveyor_errors(), Project.load(project) as proj:
-        proj.metadata.recover_interrupted()
         runs = proj.metadata.list_runs(limit=limit, pipeline=pipeline)
     if json_:
         print_json(
@@ -108,7 +108,7 @@ def show(
     out.print(steps)
     for s in record.steps:
         if s.error:
-            out.print(f"[red]{s.name}:[/] {s.error}", soft_wrap=True)
+            out.print(f"[red]{s.name}:[/] {escape(s.error)}", soft_wrap=True)
             if traceback and s.traceback:
                 out.print(s.traceback, markup=False, highlight=False)
     if record.metrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +70,8 @@ class DaskExecutor(AbstractExecutor):
             try:
                 out.set_result(fut.result())
             except BaseException as exc:  # the worker died or the task was cancelled
-                out.set_result(StepOutcome(0.0, 0.0, error=f"dask worker failed: {exc!r}"))
+                now = time.time()
+                out.set_result(StepOutcome(now, now, error=f"dask worker failed: {exc!r}"))
 
         remote.add_done_callback(_done)
         return out

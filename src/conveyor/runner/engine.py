@@ -203,11 +203,18 @@ class _Schedule:
                 outputs=outcome.outputs,
                 metrics=outcome.metrics,
                 started_at=outcome.started_at,
+                ended_at=outcome.ended_at,
             )
             self._publish(s.name, outcome.outputs, StepStatus.SUCCEEDED, duration)
             return
         error = outcome.error or "unknown error"
-        self.r.metadata.fail_step(step_id, error=error, traceback=outcome.traceback)
+        self.r.metadata.fail_step(
+            step_id,
+            error=error,
+            traceback=outcome.traceback,
+            started_at=outcome.started_at,
+            ended_at=outcome.ended_at,
+        )
         self.result.failures[s.name] = error
         self.result.steps[s.name] = StepStatus.FAILED
         self.r.hooks.on_step_error(s.name, error)

@@ -198,6 +198,7 @@ class SqlMetadataStore:
         outputs: Iterable[ArtifactRef],
         metrics: Mapping[str, float] | None = None,
         started_at: float | None = None,
+        ended_at: float | None = None,
     ) -> None:
         """Record a step's success, its lineage edges and metrics, in one transaction.
 
@@ -209,7 +210,7 @@ class SqlMetadataStore:
         with self._tx() as conn:
             _insert_missing_artifacts(conn, outputs, now)
             _insert_edges(conn, step_id, inputs, outputs)
-            values: dict[str, Any] = {"status": StepStatus.SUCCEEDED, "ended_at": now}
+            values: dict[str, Any] = {"status": StepStatus.SUCCEEDED, "ended_at": ended_at or now}
             if started_at is not None:
                 values["started_at"] = started_at
             conn.execute(update(t.steps).where(t.steps.c.id == step_id).values(**values))
@@ -245,14 +246,24 @@ class SqlMetadataStore:
             ).all()
             _insert_metrics(conn, run_id, step_id, dict(old), now)
 
-    def fail_step(self, step_id: int, *, error: str, traceback: str | None = None) -> None:
-        """Record a step's failure with its message and traceback."""
+    def fail_step(
+        self,
+        step_id: int,
+        *,
+        error: str,
+        traceback: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+    ) -> None:
+        """Record a step's failure with its message and traceback (times as the step saw them)."""
+        values: dict[str, Any] = {"started_at": started_at} if started_at is not None else {}
         self._update_step(
             step_id,
             status=StepStatus.FAILED,
             error=error,
             traceback=traceback,
-            ended_at=time.time(),
+            ended_at=ended_at or time.time(),
+            **values,
         )
 
     def skip_step(self, step_id: int, *, reason: str) -> None:
