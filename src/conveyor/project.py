@@ -201,18 +201,18 @@ def load_model(ref: str, *, project: str | Path = ".") -> Any:
 
 def git_commit(root: Path) -> str | None:
     """The commit checked out in ``root`` (``+dirty`` when files changed), or None."""
+    head = _git(root, "rev-parse", "HEAD")
+    if head is None:
+        return None
+    dirty = _git(root, "status", "--porcelain")
+    return head + ("+dirty" if dirty else "")
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """Output of ``git -C root ARGS``, or None when git is missing or the command fails."""
     try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain"],
+        done = subprocess.run(
+            ["git", "-C", str(root), *args],
             capture_output=True,
             text=True,
             timeout=5,
@@ -220,7 +220,7 @@ def git_commit(root: Path) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
