@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from conveyor.errors import ConfigError
 
@@ -46,11 +46,24 @@ class SourceConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """Train/test split."""
+    """Train/test (and optional validation) split."""
 
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    validation_size: float = Field(0.0, ge=0.0, lt=1.0)
     stratify: bool = True
     seed: int = 42
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SplitConfig:
+        if self.test_size + self.validation_size >= 1.0:
+            raise ValueError("test_size + validation_size must leave rows to train on (< 1)")
+        return self
+
+
+class VersionConfig(_Section):
+    """How dataset versions are fingerprinted."""
+
+    ignore_row_order: bool = False
 
 
 class DataConfig(_Section):
@@ -61,6 +74,7 @@ class DataConfig(_Section):
     target: str
     positive_class: str | int | bool | None = None
     split: SplitConfig = Field(default_factory=SplitConfig)
+    version: VersionConfig = Field(default_factory=VersionConfig)
 
 
 class NumericFeatures(_Section):
@@ -227,8 +241,12 @@ def parse_config(raw: Mapping[str, Any], *, source: str = CONFIG_FILE) -> Projec
     try:
         return ProjectConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{source}: {_loc(err['loc'])}: {_message(err)}" for err in exc.errors()]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``source: key.path[i].field: what is wrong``."""
+    return "\n".join(f"{source}: {_loc(err['loc'])}: {_message(err)}" for err in exc.errors())
 
 
 def apply_override(raw: dict[str, Any], item: str, *, source: str = "--set") -> None:

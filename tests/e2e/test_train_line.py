@@ -15,7 +15,7 @@ from tests.e2e.conftest import conveyor, make_visa_project, steps_by_name
 from conveyor.errors import ModelNotFoundError
 from conveyor.project import Project
 
-TRAIN_STEPS = ["ingest", "split", "train_logreg", "train_hgb", "evaluate", "register"]
+TRAIN_STEPS = ["ingest", "validate", "split", "train_logreg", "train_hgb", "evaluate", "register"]
 
 
 def _run_json(project: Path, *args: str, check: bool = True) -> tuple[Any, str, int]:
@@ -101,12 +101,12 @@ def test_second_run_with_nothing_changed_is_all_cached(history: dict[str, Any]) 
     assert second["status"] == "succeeded"
     assert second["run_id"] != first["run_id"]
     assert [s["name"] for s in second["steps"]] == TRAIN_STEPS
-    assert [s["status"] for s in second["steps"]] == ["cached"] * 6
+    assert [s["status"] for s in second["steps"]] == ["cached"] * len(TRAIN_STEPS)
     assert all(s["cached_from"] is not None for s in second["steps"])
     # cached steps hand on exactly the artifacts of the first run
     for name in TRAIN_STEPS:
         assert steps_by_name(second)[name]["outputs"] == steps_by_name(first)[name]["outputs"]
-    assert "nothing changed: all 6 steps cached" in history["second_err"]
+    assert "nothing changed: all 7 steps cached" in history["second_err"]
     assert second["model"]["version"] == 1  # no new version for an unchanged run
     assert second["metrics"]["test.f1"] == first["metrics"]["test.f1"]
 
@@ -130,7 +130,7 @@ def test_changing_one_cell_reruns_ingest_and_registers_version_2(
 def test_no_cache_reruns_every_step(history: dict[str, Any]) -> None:
     nocache = history["nocache"]
     assert nocache["status"] == "succeeded"
-    assert [s["status"] for s in nocache["steps"]] == ["succeeded"] * 6
+    assert [s["status"] for s in nocache["steps"]] == ["succeeded"] * len(TRAIN_STEPS)
     assert all(s["cached_from"] is None for s in nocache["steps"])
     assert nocache["model"]["version"] == 3
     with Project.load(history["project"]) as proj:
@@ -144,8 +144,8 @@ def test_runs_list_is_newest_first(history: dict[str, Any]) -> None:
     started = [r["started_at"] for r in runs]
     assert started == sorted(started, reverse=True)
     assert {r["status"] for r in runs} == {"succeeded"}
-    assert runs[2]["steps"] == {"cached": 6}
-    assert runs[3]["steps"] == {"succeeded": 6}
+    assert runs[2]["steps"] == {"cached": 7}
+    assert runs[3]["steps"] == {"succeeded": 7}
     table = conveyor("runs", "list", "-p", history["project"]).stdout
     for run_id in expected:
         assert run_id[:8] in table
@@ -185,7 +185,7 @@ def test_step_times_do_not_overlap_with_one_worker(history: dict[str, Any]) -> N
             (history["first"]["run_id"],),
         ).fetchall()
     db.close()
-    assert len(rows) == 6
+    assert len(rows) == len(TRAIN_STEPS)
     for (name, _, end), (next_name, next_start, _) in itertools.pairwise(rows):
         assert end <= next_start + 0.001, f"{name} ends {end - next_start:.3f} s into {next_name}"
 

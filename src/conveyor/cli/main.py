@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from conveyor._version import __version__
-from conveyor.cli import demo, init, run, runs
+from conveyor.cli import data, demo, init, run, runs
 
 app = typer.Typer(
     name="conveyor",
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.command("init")(init.init)
 app.command("run")(run.run)
 app.add_typer(runs.app, name="runs")
+app.add_typer(data.app, name="data")
 app.command("demo")(demo.demo)
 
 

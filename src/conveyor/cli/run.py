@@ -68,9 +68,15 @@ def run(
             record = proj.metadata.get_run(result.run_id)
             reg = result.outputs.get("registration")
             model = proj.load_artifact(reg.digest) if reg is not None else None
+            checked = result.outputs.get("validation_report")
+            validation = proj.load_artifact(checked.digest) if checked is not None else None
     summary = run_summary(record)
     if json_:
-        print_json({**summary, "model": model})
+        print_json({**summary, "model": model, "validation": validation})
+    if validation is not None and validation["failures"] and not json_:
+        from conveyor.cli.data import render_report
+
+        render_report(err, validation)
     _print_summary(err, record, result.recovered)
     if model is not None:
         fresh = result.steps.get("register") is StepStatus.SUCCEEDED

@@ -1,13 +1,13 @@
-"""The ``train`` line: ingest -> split -> train candidates -> evaluate -> register."""
+"""The ``train`` line: ingest -> validate -> split -> train candidates -> evaluate -> register."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from conveyor.config import CandidateConfig, FeaturesConfig, ProjectConfig, SourceConfig
-from conveyor.data import sources, split, versioning
+from conveyor.config import CandidateConfig, FeaturesConfig, ProjectConfig
 from conveyor.errors import ConfigError
 from conveyor.evaluation import metrics
+from conveyor.lines._data import data_steps
 from conveyor.pipeline import Pipeline, Step
 
 if TYPE_CHECKING:
@@ -29,29 +29,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
         if value is None:
             raise ConfigError(f"conveyor.yaml: {section}: required by the train pipeline")
     assert data is not None and training is not None and registry is not None
-    checksum = sources.file_checksum(data.source, base_dir)
-    steps = [
-        Step(
-            _ingest,
-            "ingest",
-            inputs={},
-            outputs=("raw", "dataset"),
-            params={
-                "source": data.source.model_dump(),
-                "base_dir": str(base_dir),
-                "checksum": checksum,
-                "target": data.target,
-            },
-            cache=checksum is not None,
-        ),  # a database can change under us: always re-read
-        Step(
-            _split,
-            "split",
-            inputs={"raw": "raw"},
-            outputs=("train", "test"),
-            params={"target": data.target, **data.split.model_dump()},
-        ),
-    ]
+    steps = data_steps(data, base_dir)
     names = [c.name for c in training.candidates]
     if len(set(names)) != len(names):
         raise ConfigError(f"conveyor.yaml: training.candidates: duplicated names {names}")
@@ -94,41 +72,6 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
         )
     )
     return Pipeline(steps, name="train")
-
-
-def _ingest(
-    ctx: StepContext, *, source: dict[str, Any], base_dir: str, checksum: str | None, target: str
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    from pathlib import Path
-
-    src = SourceConfig(**source)
-    df = sources.load(src, Path(base_dir))
-    if target not in df.columns:
-        raise ConfigError(
-            f"data.target: column {target!r} is not in {sources.describe(src, Path(base_dir))}; "
-            f"columns: {list(df.columns)}"
-        )
-    dataset = {
-        "fingerprint": versioning.fingerprint(df),
-        "source": sources.describe(src, Path(base_dir)),
-        "rows": len(df),
-        "columns": len(df.columns),
-    }
-    ctx.metadata.record_dataset(
-        dataset["fingerprint"],
-        source=dataset["source"],
-        n_rows=len(df),
-        n_columns=len(df.columns),
-        run_id=ctx.run_id,
-    )
-    ctx.log_metrics({"data.rows": len(df), "data.columns": len(df.columns)})
-    return df, dataset
-
-
-def _split(
-    raw: pd.DataFrame, *, target: str, test_size: float, stratify: bool, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return split.train_test(raw, target=target, test_size=test_size, stratify=stratify, seed=seed)
 
 
 def _train(

@@ -41,3 +41,11 @@ class StepContext(Protocol):
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         """Record numeric metrics for this step and run."""
         ...
+
+    def attach(self, name: str, value: Any) -> None:
+        """Store ``value`` as an extra output artifact of this step, kept even if it fails.
+
+        For reports that explain a failure (a validation report, say). ``name`` must not be one
+        of the step's declared outputs.
+        """
+        ...

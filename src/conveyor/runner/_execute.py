@@ -7,6 +7,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conveyor.errors import ConveyorError
 from conveyor.pipeline.context import CONTEXT_PARAMETER
 from conveyor.runner.base import StepOutcome
 from conveyor.store.metadata import ArtifactRef
@@ -26,8 +27,11 @@ class _Context:
     run_id: str
     step_name: str
     _metadata: Callable[[], Any]
+    _artifacts: AbstractArtifactStore
+    _declared: tuple[str, ...]
     input_digests: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    attached: list[ArtifactRef] = field(default_factory=list)
 
     @property
     def metadata(self) -> Any:
@@ -37,6 +41,11 @@ class _Context:
         for key, value in metrics.items():
             self.metrics[key] = float(value)
 
+    def attach(self, name: str, value: Any) -> None:
+        if name in self._declared or any(ref.name == name for ref in self.attached):
+            raise ValueError(f"step {self.step_name!r} already has an output named {name!r}")
+        self.attached.append(_store(self._artifacts, name, value))
+
 
 def execute(
     task: StepTask, artifacts: AbstractArtifactStore, metadata: Callable[[], Any]
@@ -45,7 +54,12 @@ def execute(
     step = task.step
     started = time.time()
     ctx = _Context(
-        task.run_id, step.name, metadata, {arg: ref.digest for arg, ref in task.arguments.items()}
+        task.run_id,
+        step.name,
+        metadata,
+        artifacts,
+        step.outputs,
+        {arg: ref.digest for arg, ref in task.arguments.items()},
     )
     try:
         kwargs = {arg: artifacts.get(ref.digest, ref.kind) for arg, ref in task.arguments.items()}
@@ -56,14 +70,20 @@ def execute(
             _store(artifacts, name, value) for name, value in _split_outputs(step, result)
         )
     except Exception as exc:
+        # conveyor's own errors are written for people; others need their type to make sense
+        message = str(exc) if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: {exc}"
         return StepOutcome(
             started_at=started,
             ended_at=time.time(),
-            error=f"{type(exc).__name__}: {exc}",
+            outputs=tuple(ctx.attached),
+            error=message,
             traceback=traceback.format_exc(),
         )
     return StepOutcome(
-        started_at=started, ended_at=time.time(), outputs=outputs, metrics=ctx.metrics
+        started_at=started,
+        ended_at=time.time(),
+        outputs=(*outputs, *ctx.attached),
+        metrics=ctx.metrics,
     )
 
 

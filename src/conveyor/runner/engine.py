@@ -214,7 +214,9 @@ class _Schedule:
             traceback=outcome.traceback,
             started_at=outcome.started_at,
             ended_at=outcome.ended_at,
+            outputs=outcome.outputs,
         )
+        self.result.outputs.update({ref.name: ref for ref in outcome.outputs})  # attachments
         self.result.failures[s.name] = error
         self.result.steps[s.name] = StepStatus.FAILED
         self.r.hooks.on_step_error(s.name, error)

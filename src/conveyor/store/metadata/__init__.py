@@ -10,6 +10,7 @@ from conveyor.errors import MetadataStorageError
 from conveyor.store.metadata.records import (
     ArtifactRef,
     CacheHit,
+    DatasetRecord,
     EventRecord,
     ModelVersionRecord,
     RunRecord,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArtifactRef",
     "CacheHit",
+    "DatasetRecord",
     "EventRecord",
     "ModelVersionRecord",
     "RunRecord",

@@ -105,6 +105,21 @@ class CacheHit:
 
 
 @dataclass(frozen=True, slots=True)
+class DatasetRecord:
+    """A dataset version: the fingerprint of ingested data, where it came from, who used it."""
+
+    fingerprint: str
+    source: str
+    n_rows: int
+    n_columns: int
+    schema_hash: str | None
+    digest: str | None
+    run_id: str | None
+    created_at: float
+    models: tuple[str, ...] = ()  # "name:version" of the model versions trained on it
+
+
+@dataclass(frozen=True, slots=True)
 class ModelVersionRecord:
     """A registered model version."""
 

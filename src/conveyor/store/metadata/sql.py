@@ -24,6 +24,7 @@ from conveyor.store.metadata import tables as t
 from conveyor.store.metadata.records import (
     ArtifactRef,
     CacheHit,
+    DatasetRecord,
     EventRecord,
     ModelVersionRecord,
     RunRecord,
@@ -254,17 +255,26 @@ class SqlMetadataStore:
         traceback: str | None = None,
         started_at: float | None = None,
         ended_at: float | None = None,
+        outputs: Iterable[ArtifactRef] = (),
     ) -> None:
-        """Record a step's failure with its message and traceback (times as the step saw them)."""
+        """Record a step's failure with its message and traceback (times as the step saw them),
+        and any artifacts it attached before failing (e.g. a validation report)."""
         values: dict[str, Any] = {"started_at": started_at} if started_at is not None else {}
-        self._update_step(
-            step_id,
-            status=StepStatus.FAILED,
-            error=error,
-            traceback=traceback,
-            ended_at=ended_at or time.time(),
-            **values,
-        )
+        outputs = list(outputs)
+        with self._tx() as conn:
+            _insert_missing_artifacts(conn, outputs, time.time())
+            _insert_edges(conn, step_id, (), outputs)
+            conn.execute(
+                update(t.steps)
+                .where(t.steps.c.id == step_id)
+                .values(
+                    status=StepStatus.FAILED,
+                    error=error,
+                    traceback=traceback,
+                    ended_at=ended_at or time.time(),
+                    **values,
+                )
+            )
 
     def skip_step(self, step_id: int, *, reason: str) -> None:
         """Mark a step skipped (an upstream step failed)."""
@@ -398,6 +408,24 @@ class SqlMetadataStore:
         }
         with self._tx() as conn:
             _insert_ignoring_duplicates(conn, t.datasets, [row])
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        """Dataset versions, newest first, each with the model versions trained on it."""
+        with self._tx() as conn:
+            rows = conn.execute(select(t.datasets).order_by(t.datasets.c.created_at.desc())).all()
+            used = conn.execute(
+                select(
+                    t.model_versions.c.dataset, t.model_versions.c.name, t.model_versions.c.version
+                )
+                .where(t.model_versions.c.dataset.is_not(None))
+                .order_by(t.model_versions.c.name, t.model_versions.c.version)
+            ).all()
+        models: dict[str, list[str]] = {}
+        for dataset, name, version in used:
+            models.setdefault(dataset, []).append(f"{name}:{version}")
+        return [
+            DatasetRecord(**r._asdict(), models=tuple(models.get(r.fingerprint, ()))) for r in rows
+        ]
 
     def register_model_version(
         self,

@@ -1,0 +1,212 @@
+"""schema.yaml: what the data must look like, per column and per table, with a severity per check.
+
+```yaml
+columns:
+  case_id: {dtype: string, nullable: false, unique: true, regex: "^EZYV\\d+$"}
+  no_of_employees: {dtype: int, min: {value: 1, severity: drop}}
+  prevailing_wage: {dtype: float, min: 0, max: {value: 1e6, severity: fix}}
+table: {required: all, extra_columns: error, min_rows: 100, primary_key: case_id}
+checks:
+  hourly_wage_plausible: {when: "unit_of_wage == 'Hour'", require: "prevailing_wage <= 400"}
+```
+
+A check is a plain value, or ``{value: ..., severity: ...}`` to override the column's severity:
+``error`` stops the line, ``warn`` is reported only, ``drop`` removes the failing rows (and counts
+them), ``fix`` clips to ``min``/``max``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from conveyor.config import format_validation_error
+from conveyor.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Severity = Literal["error", "warn", "drop", "fix"]
+Dtype = Literal["string", "category", "int", "float", "bool", "datetime"]
+NUMERIC: tuple[str, ...] = ("int", "float")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Spec):
+    """A check's value with its own severity."""
+
+    value: Any
+    severity: Severity | None = None
+
+
+class ColumnSchema(_Spec):
+    """What one column must hold."""
+
+    dtype: Dtype = "string"
+    nullable: bool | Rule = True
+    unique: bool | Rule = False
+    min: float | Rule | None = None
+    max: float | Rule | None = None
+    allowed: list[Any] | Rule | None = None
+    regex: str | Rule | None = None
+    severity: Severity = "error"
+    role: Literal["feature", "target", "id"] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _fix_only_clips(self) -> ColumnSchema:
+        for name in ("nullable", "unique", "allowed", "regex"):
+            if self.rule(name)[1] == "fix":
+                raise ValueError(f"severity 'fix' only applies to min/max (clip), not {name}")
+        return self
+
+    def rule(self, name: str) -> tuple[Any, Severity]:
+        """``(value, severity)`` of a check, the column's severity filling in."""
+        raw = getattr(self, name)
+        if isinstance(raw, Rule):
+            return raw.value, raw.severity or self.severity
+        return raw, self.severity
+
+    @property
+    def type_severity(self) -> Severity:
+        """Severity for values of the wrong type (``fix`` cannot repair a type: error)."""
+        return "error" if self.severity == "fix" else self.severity
+
+
+class TableSchema(_Spec):
+    """Table-level rules."""
+
+    required: Literal["all"] | list[str] = "all"
+    extra_columns: Literal["error", "warn", "drop", "allow"] = "error"
+    min_rows: int = Field(1, ge=0)
+    primary_key: str | list[str] | None = None
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The primary key as a list of column names."""
+        if self.primary_key is None:
+            return []
+        return [self.primary_key] if isinstance(self.primary_key, str) else self.primary_key
+
+
+class RowCheck(_Spec):
+    """A rule across columns of one row, as pandas expressions: rows where ``when`` holds must
+    satisfy ``require``."""
+
+    require: str
+    when: str | None = None
+    severity: Severity = "error"
+
+    @model_validator(mode="after")
+    def _no_fix(self) -> RowCheck:
+        if self.severity == "fix":
+            raise ValueError("severity 'fix' does not apply to row checks")
+        return self
+
+
+class Schema(_Spec):
+    """The whole of schema.yaml."""
+
+    columns: dict[str, ColumnSchema] = Field(default_factory=dict)
+    table: TableSchema = Field(default_factory=TableSchema)
+    checks: dict[str, RowCheck] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> Schema:
+        names = set(self.columns)
+        listed = [] if self.table.required == "all" else self.table.required
+        for col in [*listed, *self.table.key_columns]:
+            if names and col not in names:
+                raise ValueError(f"table: column {col!r} is not declared under columns")
+        return self
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Columns that must be present."""
+        return list(self.columns) if self.table.required == "all" else self.table.required
+
+    def digest(self) -> str:
+        """SHA-256 of the schema's content (part of every dataset version)."""
+        data = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(data).hexdigest()
+
+
+def load_schema(path: str | Path) -> Schema:
+    """Read and check a schema.yaml.
+
+    Raises:
+        ConfigError: missing file, bad YAML, or invalid content, naming the file and key path.
+    """
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: schema file not found (data.schema)") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{file}: cannot read schema: {exc}") from None
+    return parse_schema(raw if raw is not None else {}, source=str(file))
+
+
+def parse_schema(raw: Any, *, source: str = "schema.yaml") -> Schema:
+    """Validate an already-parsed schema mapping; errors are prefixed with ``source``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Schema.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def infer_schema(df: pd.DataFrame, *, max_categories: int = 20) -> dict[str, Any]:
+    """A starting schema.yaml for ``df``: types, nullability, observed ranges and categories.
+
+    Numeric ranges are the observed min/max, so review them before trusting them on new data.
+    """
+    import pandas as pd
+
+    columns: dict[str, Any] = {}
+    for name in df.columns:
+        col = df[name]
+        spec: dict[str, Any] = {"dtype": _infer_dtype(col), "nullable": bool(col.isna().any())}
+        values = col.dropna()
+        if spec["dtype"] in NUMERIC and len(values):
+            spec["min"], spec["max"] = _plain(values.min()), _plain(values.max())
+        elif spec["dtype"] == "string" and 0 < values.nunique() <= max_categories:
+            spec["dtype"] = "category"
+            spec["allowed"] = sorted(str(v) for v in values.unique())
+        if values.is_unique and len(values) == len(col) and not pd.api.types.is_float_dtype(col):
+            spec["unique"] = True
+        columns[str(name)] = spec
+    key = next((n for n, s in columns.items() if s.get("unique") and "id" in n.lower()), None)
+    table: dict[str, Any] = {"required": "all", "extra_columns": "error", "min_rows": 1}
+    if key:
+        table["primary_key"] = key
+    return {"columns": columns, "table": table}
+
+
+def _infer_dtype(col: pd.Series) -> str:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(col):
+        return "bool"
+    if pd.api.types.is_integer_dtype(col):
+        return "int"
+    if pd.api.types.is_float_dtype(col):
+        values = col.dropna()
+        return "int" if len(values) and (values % 1 == 0).all() else "float"
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return "datetime"
+    return "string"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python numbers, so YAML stays readable."""
+    return value.item() if hasattr(value, "item") else value

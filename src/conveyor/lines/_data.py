@@ -1,0 +1,143 @@
+"""The data half of the built-in lines: ingest -> validate -> split, as steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.config import SourceConfig
+from conveyor.data import sources, split, versioning
+from conveyor.data.schema import Schema, load_schema
+from conveyor.data.validation import validate as validate_frame
+from conveyor.errors import ConfigError, DataValidationError
+from conveyor.pipeline import Step
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from conveyor.config import DataConfig
+    from conveyor.pipeline import StepContext
+
+
+def data_steps(data: DataConfig, base_dir: Path) -> list[Step]:
+    """ingest (source -> raw), validate (raw -> clean, report), split (clean -> train/test)."""
+    schema = load_schema(base_dir / data.schema_file) if data.schema_file else Schema()
+    target_spec = schema.columns.get(data.target)
+    if schema.columns and target_spec is None:
+        raise ConfigError(f"data.target: {data.target!r} is not a column of {data.schema_file}")
+    checksum = sources.file_checksum(data.source, base_dir)
+    split_outputs = (
+        ("train", "validation", "test") if data.split.validation_size else ("train", "test")
+    )
+    return [
+        Step(
+            _ingest,
+            "ingest",
+            inputs={},
+            outputs=("raw", "dataset"),
+            params={
+                "source": data.source.model_dump(),
+                "base_dir": str(base_dir),
+                "checksum": checksum,
+                "schema_hash": schema.digest(),
+                "ignore_row_order": data.version.ignore_row_order,
+            },
+            cache=checksum is not None,
+        ),  # a database can change under us: always re-read
+        Step(
+            _validate,
+            "validate",
+            inputs={"raw": "raw", "dataset": "dataset"},
+            outputs=("clean",),
+            params={"schema": schema.model_dump(mode="json"), "target": data.target},
+        ),
+        Step(
+            _split,
+            "split",
+            inputs={"clean": "clean"},
+            outputs=split_outputs,
+            params={"target": data.target, **data.split.model_dump()},
+        ),
+    ]
+
+
+def _ingest(
+    *,
+    source: dict[str, Any],
+    base_dir: str,
+    checksum: str | None,
+    schema_hash: str,
+    ignore_row_order: bool,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    src = SourceConfig(**source)
+    df = sources.load(src, Path(base_dir))
+    dataset = {
+        "fingerprint": versioning.fingerprint(
+            df, schema_hash=schema_hash, ignore_row_order=ignore_row_order
+        ),
+        "source": sources.describe(src, Path(base_dir)),
+        "rows": len(df),
+        "columns": len(df.columns),
+        "schema_hash": schema_hash,
+        "checksum": checksum,
+    }
+    return df, dataset
+
+
+def _validate(
+    ctx: StepContext,
+    raw: pd.DataFrame,
+    dataset: dict[str, Any],
+    *,
+    schema: dict[str, Any],
+    target: str,
+) -> pd.DataFrame:
+    ctx.metadata.record_dataset(
+        dataset["fingerprint"],
+        source=dataset["source"],
+        n_rows=dataset["rows"],
+        n_columns=dataset["columns"],
+        schema_hash=dataset["schema_hash"],
+        digest=ctx.input_digests["raw"],
+        run_id=ctx.run_id,
+    )
+    if target not in raw.columns:
+        raise DataValidationError(
+            f"{dataset['source']}: target column {target!r} (data.target) is missing; "
+            f"columns: {list(raw.columns)}"
+        )
+    clean, report = validate_frame(raw, Schema.model_validate(schema), source=dataset["source"])
+    ctx.attach("validation_report", report.to_dict())
+    ctx.log_metrics(
+        {
+            "data.rows": report.rows_in,
+            "data.columns": len(raw.columns),
+            "validation.rows_out": report.rows_out,
+            "validation.dropped": report.count("drop"),
+            "validation.fixed": report.count("fix"),
+            "validation.warnings": report.count("warn"),
+            "validation.errors": len(report.errors),
+        }
+    )
+    if not report.passed:
+        raise DataValidationError(report.error_message())
+    return clean
+
+
+def _split(
+    clean: pd.DataFrame,
+    *,
+    target: str,
+    test_size: float,
+    validation_size: float,
+    stratify: bool,
+    seed: int,
+) -> tuple[pd.DataFrame, ...]:
+    return split.train_test(
+        clean,
+        target=target,
+        test_size=test_size,
+        stratify=stratify,
+        seed=seed,
+        validation_size=validation_size,
+    )
