@@ -125,6 +125,7 @@ def _validate(
 
 
 def _split(
+    ctx: StepContext,
     clean: pd.DataFrame,
     *,
     target: str,
@@ -133,7 +134,7 @@ def _split(
     stratify: bool,
     seed: int,
 ) -> tuple[pd.DataFrame, ...]:
-    return split.train_test(
+    parts = split.train_test(
         clean,
         target=target,
         test_size=test_size,
@@ -141,3 +142,6 @@ def _split(
         seed=seed,
         validation_size=validation_size,
     )
+    names = ("train", "validation", "test") if len(parts) == 3 else ("train", "test")
+    ctx.log_metrics({f"split.{n}_rows": len(part) for n, part in zip(names, parts, strict=True)})
+    return parts
