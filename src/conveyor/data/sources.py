@@ -1,11 +1,19 @@
-"""Read the training table from where conveyor.yaml says: csv, parquet, sql or mongodb."""
+"""Read the training table from where conveyor.yaml says: csv, parquet, sql or mongodb.
+
+Credentials come only from ``${VAR}`` references, expanded from the environment or a ``.env``
+file in the project folder; they are masked in :func:`describe` and in every error message, and
+driver exceptions are never chained (a traceback could print the URL they were built from).
+"""
 
 from __future__ import annotations
 
-import os
+import codecs
+import hashlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor.data import _credentials
 from conveyor.errors import DataValidationError
 
 if TYPE_CHECKING:
@@ -13,127 +21,398 @@ if TYPE_CHECKING:
 
     from conveyor.config import SourceConfig
 
+__all__ = ["FILE_TYPES", "describe", "file_checksum", "load", "resolve_path"]
+
 FILE_TYPES = ("csv", "parquet")
+
+_log = logging.getLogger(__name__)
+_DELIMITERS = (";", "\t", "|")
+_MAGIC = (
+    (b"PAR1", "a parquet file (set type: parquet)"),
+    (b"PK\x03\x04", "a zip archive or Excel workbook"),
+    (b"\x1f\x8b", "gzip data (name it .csv.gz or set data.source.options.compression: gzip)"),
+    (b"\xff\xfe", "UTF-16 text (set data.source.options.encoding: utf-16)"),
+    (b"\xfe\xff", "UTF-16 text (set data.source.options.encoding: utf-16)"),
+)
+_MONGO_OPTIONS = ("filter", "projection", "limit")
+_STREAMING = ("chunksize", "iterator")
 
 
 def resolve_path(path: str, base_dir: Path) -> str:
     """A local path relative to the project folder becomes absolute; URIs stay as they are."""
     if "://" in path:
         return path
-    return str((base_dir / path).resolve())
+    return str((base_dir / Path(path).expanduser()).resolve())
 
 
 def describe(source: SourceConfig, base_dir: Path) -> str:
     """A credential-free description of the source, for lineage and messages."""
     if source.type in FILE_TYPES:
-        return f"{source.type}:{resolve_path(source.path or '', base_dir)}"
+        path = _credentials.expand_or_keep(source.path, "data.source.path", base_dir)
+        return f"{source.type}:{_credentials.mask_uri(resolve_path(path, base_dir))}"
     if source.type == "sql":
-        from sqlalchemy import make_url
-
-        url = make_url(_env(source.url, "data.source.url")).render_as_string(hide_password=True)
-        return f"sql:{url}:{source.table or 'query'}"
-    return f"mongodb:{source.database}.{source.collection}"
+        url = _credentials.expand_or_keep(source.url, "data.source.url", base_dir)
+        return f"sql:{_credentials.mask_url(url)}:{source.table or 'query'}"
+    uri = _credentials.expand_or_keep(source.uri, "data.source.uri", base_dir)
+    return f"mongodb:{_credentials.mask_url(uri)}:{source.database}.{source.collection}"
 
 
 def file_checksum(source: SourceConfig, base_dir: Path) -> str | None:
-    """SHA-256 of a file source's bytes (None for databases): changes when the data changes."""
+    """SHA-256 of a file source's bytes (None for databases): changes when the data changes.
+
+    A parquet dataset folder hashes every file in it, with its relative name.
+
+    Raises:
+        DataValidationError: the file is missing or unreadable; names the file.
+    """
     if source.type not in FILE_TYPES:
         return None
-    import hashlib
-
-    import fsspec
-
-    path = resolve_path(_required(source.path, "data.source.path"), base_dir)
+    path, storage, secrets = _file_target(source, base_dir)
+    name = _credentials.mask_uri(path)
+    fs, fs_path = _filesystem(path, storage, name, secrets)
+    info = _stat(fs, fs_path, name, secrets)
     digest = hashlib.sha256()
+    error: DataValidationError | None = None
     try:
-        with fsspec.open(path, "rb", **source.options.get("storage_options", {})) as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except FileNotFoundError:
-        raise DataValidationError(f"{path}: data file not found (data.source.path)") from None
+        if info.get("type") == "directory":
+            root = fs_path.rstrip("/")
+            for file in sorted(fs.find(fs_path)):
+                digest.update(f"{file[len(root) :]}\0".encode())
+                _hash_into(digest, fs, file)
+        else:
+            _hash_into(digest, fs, fs_path)
+    except Exception as exc:  # any backend failure; the driver message may hold secrets
+        error = _credentials.error(name, f"cannot read: {type(exc).__name__}: {exc}", secrets)
+    if error is not None:
+        raise error from None
     return digest.hexdigest()
 
 
 def load(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
     """Read the whole source into a DataFrame.
 
+    ``source.options`` go to ``pandas.read_csv`` / ``read_parquet`` / ``read_sql`` (with
+    ``storage_options`` also used for fsspec URIs); for mongodb they are ``filter``,
+    ``projection`` (``_id`` is excluded unless asked for) and ``limit``.
+
     Raises:
-        DataValidationError: the file is missing, empty or unreadable; names the file.
+        DataValidationError: the source is missing, empty, unreadable or misconfigured, or a
+            ``${VAR}`` is unset; names the file or database, never a credential.
     """
-    import pandas as pd
-
+    for key in _STREAMING:
+        if key in source.options:
+            raise DataValidationError(
+                f"data.source.options.{key}: not supported, conveyor reads the whole source"
+            )
     if source.type in FILE_TYPES:
-        path = resolve_path(_required(source.path, "data.source.path"), base_dir)
-        options = dict(source.options)
-        try:
-            if source.type == "csv":
-                frame: pd.DataFrame = pd.read_csv(path, **options)
-            else:
-                frame = pd.read_parquet(path, **options)
-            return frame
-        except FileNotFoundError:
-            raise DataValidationError(f"{path}: data file not found (data.source.path)") from None
-        except (
-            pd.errors.ParserError,
-            pd.errors.EmptyDataError,
-            UnicodeDecodeError,
-            ValueError,
-            OSError,
-        ) as exc:
-            raise DataValidationError(f"{path}: cannot read as {source.type}: {exc}") from exc
+        return _load_file(source, base_dir)
     if source.type == "sql":
-        return _load_sql(source)
-    return _load_mongodb(source)
+        return _load_sql(source, base_dir)
+    return _load_mongodb(source, base_dir)
 
 
-def _load_sql(source: SourceConfig) -> pd.DataFrame:
+# --- files ----------------------------------------------------------------------------------
+
+
+def _load_file(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
     import pandas as pd
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
 
-    url = _env(source.url, "data.source.url")
-    if not (source.query or source.table):
-        raise DataValidationError("data.source: a sql source needs `query` or `table`")
-    engine = create_engine(url)
+    path, storage, secrets = _file_target(source, base_dir)
+    name = _credentials.mask_uri(path)
+    fs, fs_path = _filesystem(path, storage, name, secrets)
+    info = _stat(fs, fs_path, name, secrets)
+    if info.get("type") == "directory" and source.type == "csv":
+        raise _credentials.error(name, "is a directory, not a csv file (data.source.path)", secrets)
+    if info.get("type") != "directory" and info.get("size") == 0:
+        raise _credentials.error(name, "is empty (0 bytes)", secrets)
+    options = {k: v for k, v in source.options.items() if k != "storage_options"}
+    if "://" in path and storage:
+        options["storage_options"] = storage
+    error: DataValidationError | None = None
     try:
-        with engine.connect() as conn:
-            if source.query:
-                return pd.read_sql(text(source.query), conn)
-            return pd.read_sql_table(source.table or "", conn)
-    except (SQLAlchemyError, ValueError) as exc:
-        raise DataValidationError(f"{describe(source, Path())}: {type(exc).__name__}") from exc
-    finally:
-        engine.dispose()
+        if source.type == "csv":
+            frame: pd.DataFrame = pd.read_csv(path, **options)
+        else:
+            frame = pd.read_parquet(path, **options)
+    except Exception as exc:  # pandas, pyarrow and fsspec raise many types; all mean "unreadable"
+        error = _file_error(exc, source.type, name, fs, fs_path, options, secrets)
+    if error is not None:
+        raise error from None
+    if source.type == "csv" and frame.shape[1] == 1 and not {"sep", "delimiter"} & set(options):
+        hint = _delimiter_hint(str(frame.columns[0]))
+        if hint:
+            raise _credentials.error(name, f"parsed into a single column{hint}", secrets)
+    return frame
 
 
-def _load_mongodb(source: SourceConfig) -> pd.DataFrame:
+def _file_target(source: SourceConfig, base_dir: Path) -> tuple[str, dict[str, Any], list[str]]:
+    """The expanded path, expanded storage_options, and the secrets to keep out of messages."""
+    raw = _required(source.path, "data.source.path")
+    path = resolve_path(_credentials.expand(raw, "data.source.path", base_dir), base_dir)
+    storage = source.options.get("storage_options") or {}
+    if not isinstance(storage, dict):
+        raise DataValidationError("data.source.options.storage_options: expected a mapping")
+    storage = _credentials.expand_tree(storage, "data.source.options.storage_options", base_dir)
+    secrets = _credentials.secrets(path, include_whole=False)
+    secrets += [
+        v
+        for k, v in _credentials.leaves(storage)
+        if isinstance(v, str) and _credentials.SECRET_KEY.search(k)
+    ]
+    return path, storage, secrets
+
+
+def _filesystem(
+    path: str, storage: dict[str, Any], name: str, secrets: list[str]
+) -> tuple[Any, str]:
+    import fsspec
+
+    error: DataValidationError | None = None
+    try:
+        fs, fs_path = fsspec.url_to_fs(path, **storage)
+    except ImportError as exc:
+        error = _credentials.error(name, str(exc), secrets)
+    except Exception as exc:  # unknown protocol, bad storage_options
+        error = _credentials.error(name, f"cannot open: {type(exc).__name__}: {exc}", secrets)
+    if error is not None:
+        raise error from None
+    return fs, fs_path
+
+
+def _stat(fs: Any, fs_path: str, name: str, secrets: list[str]) -> dict[str, Any]:
+    error: DataValidationError | None = None
+    try:
+        info: dict[str, Any] = fs.info(fs_path)
+    except FileNotFoundError:
+        error = _credentials.error(name, "data file not found (data.source.path)", secrets)
+    except Exception as exc:  # permissions, network, credentials
+        error = _credentials.error(name, f"cannot access: {type(exc).__name__}: {exc}", secrets)
+    if error is not None:
+        raise error from None
+    return info
+
+
+def _hash_into(digest: Any, fs: Any, fs_path: str) -> None:
+    with fs.open(fs_path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+
+
+def _file_error(
+    exc: Exception,
+    kind: str,
+    name: str,
+    fs: Any,
+    fs_path: str,
+    options: dict[str, Any],
+    secrets: list[str],
+) -> DataValidationError:
+    """Translate what pandas/pyarrow/fsspec raised into a message naming the file and problem."""
+    import pandas as pd
+
+    head = _head(fs, fs_path)
+    binary = _binary_kind(head) if kind == "csv" and "encoding" not in options else None
+    if isinstance(exc, FileNotFoundError):
+        message = "data file not found (data.source.path)"
+    elif isinstance(exc, TypeError):
+        message = f"data.source.options do not fit pandas.read_{kind}: {exc}"
+    elif binary:
+        message = f"cannot read as csv: it looks like {binary}, not text"
+    elif isinstance(exc, UnicodeDecodeError):
+        message = _decode_problem(exc, fs, fs_path, str(options.get("encoding") or "utf-8"))
+    elif isinstance(exc, LookupError):  # unknown codec name
+        message = f"data.source.options.encoding: {exc}"
+    elif isinstance(exc, pd.errors.EmptyDataError):
+        message = "is empty: no header row to parse"
+    elif isinstance(exc, ImportError):
+        message = str(exc)
+    else:
+        message = f"cannot read as {kind}: {type(exc).__name__}: {str(exc).strip()}"
+        if kind == "csv" and "sep" not in options and "delimiter" not in options:
+            message += _delimiter_hint(head.split(b"\n", 1)[0].decode("utf-8", "replace"))
+        elif kind == "parquet" and head and _binary_kind(head) is None and _is_text(head):
+            message += " (it looks like a text file: set type: csv?)"
+    return _credentials.error(name, message, secrets)
+
+
+def _head(fs: Any, fs_path: str, size: int = 8192) -> bytes:
+    """The first bytes of the (decompressed) file, or b"" when it cannot be read."""
+    try:
+        with fs.open(fs_path, "rb", compression="infer") as fh:
+            data: bytes = fh.read(size)
+    except Exception:  # only a hint for the message: the real error is reported anyway
+        return b""
+    return data
+
+
+def _binary_kind(head: bytes) -> str | None:
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return "binary data" if b"\0" in head else None
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a multi-byte character cut by the sample
+    return True
+
+
+def _decode_problem(exc: UnicodeDecodeError, fs: Any, fs_path: str, encoding: str) -> str:
+    # pandas reports a position inside its current buffer; find the offset in the file instead.
+    where = f"{exc.reason}"
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        offset = 0
+        with fs.open(fs_path, "rb", compression="infer") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as bad:
+                    at = offset - pending + bad.start
+                    where = f"byte 0x{bad.object[bad.start]:02x} at offset {at}"
+                    break
+                offset += len(chunk)
+    except Exception:  # keep pandas' reason when the file cannot be re-read
+        _log.debug("cannot locate the undecodable byte in %s", fs_path, exc_info=True)
+    return (
+        f"not valid {encoding} text: {where}; set data.source.options.encoding "
+        "to the file's encoding (e.g. latin-1 or cp1252)"
+    )
+
+
+def _delimiter_hint(header: str) -> str:
+    counts = {d: header.count(d) for d in _DELIMITERS if d in header}
+    if not counts:
+        return ""
+    sep = max(counts, key=lambda d: counts[d]).replace("\t", "\\t")
+    return (
+        f"; the header contains '{sep}', so the delimiter is probably wrong: "
+        f'set data.source.options: {{sep: "{sep}"}}'
+    )
+
+
+# --- databases ------------------------------------------------------------------------------
+
+
+def _load_sql(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
+    import pandas as pd
+    from sqlalchemy import NullPool, create_engine, text
+
+    template = _required(source.url, "data.source.url")
+    _credentials.warn_literal_password(template, "data.source.url")
+    url = _credentials.expand(template, "data.source.url", base_dir)
+    if bool(source.query) == bool(source.table):
+        raise DataValidationError("data.source: a sql source needs exactly one of query or table")
+    name = f"sql:{_credentials.mask_url(url)}"
+    secrets = _credentials.secrets(url)
+    if "@" in (
+        _credentials.password(url) or ""
+    ):  # SQLAlchemy would cut it and put a piece in the host
+        raise DataValidationError(
+            f"{name}: cannot tell the password from the host; percent-encode its special "
+            "characters (@ as %40, : as %3A, / as %2F)"
+        )
+    options = dict(source.options)
+    error: DataValidationError | None = None
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                if source.query:
+                    frame: pd.DataFrame = pd.read_sql(text(source.query), conn, **options)
+                else:
+                    schema, _, table = (source.table or "").rpartition(".")
+                    frame = pd.read_sql_table(table, conn, schema=schema or None, **options)
+        finally:
+            engine.dispose()
+    except ImportError as exc:
+        error = _credentials.error(
+            name,
+            f"the database driver is not installed ({exc})"
+            + ("; pip install 'conveyor[postgres]'" if url.startswith("postgres") else ""),
+            secrets,
+        )
+    except ValueError as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        if source.table and "not found" in str(exc):
+            problem = f"table {source.table!r} not found (data.source.table)"
+        error = _credentials.error(name, problem, secrets)
+    except Exception as exc:  # driver errors carry connection details: mask, do not chain
+        error = _credentials.error(name, f"{type(exc).__name__}: {exc}", secrets)
+    if error is not None:
+        raise error from None
+    return frame
+
+
+def _load_mongodb(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
     import pandas as pd
 
     try:
         import pymongo
-    except ImportError as exc:
-        raise DataValidationError("a mongodb source needs: pip install 'conveyor[mongo]'") from exc
-    client: Any = pymongo.MongoClient(_env(source.uri, "data.source.uri"))
-    try:
-        coll = client[_required(source.database, "data.source.database")][
-            _required(source.collection, "data.source.collection")
-        ]
-        docs = list(
-            coll.find(
-                source.options.get("filter", {}), source.options.get("projection", {"_id": False})
-            )
+    except ImportError:
+        missing = True
+    else:
+        missing = False
+    if missing:
+        raise DataValidationError(
+            "data.source: a mongodb source needs pymongo: pip install 'conveyor[mongo]'"
         )
-    finally:
-        client.close()
-    return pd.DataFrame(docs)
+    template = _required(source.uri, "data.source.uri")
+    _credentials.warn_literal_password(template, "data.source.uri")
+    uri = _credentials.expand(template, "data.source.uri", base_dir)
+    database = _required(source.database, "data.source.database")
+    collection = _required(source.collection, "data.source.collection")
+    query, projection, limit = _mongo_options(source.options)
+    name = f"mongodb:{_credentials.mask_url(uri)}:{database}.{collection}"
+    secrets = _credentials.secrets(uri)
+    error: DataValidationError | None = None
+    try:
+        client: Any = pymongo.MongoClient(uri)
+        try:
+            docs = list(client[database][collection].find(query, projection, limit=limit))
+        finally:
+            client.close()
+    except Exception as exc:  # driver errors carry connection details: mask, do not chain
+        error = _credentials.error(name, f"{type(exc).__name__}: {exc}", secrets)
+    if error is not None:
+        raise error from None
+    # Nested documents become dotted columns (address.city), as a training table needs.
+    frame: pd.DataFrame = pd.json_normalize(docs)
+    return frame
+
+
+def _mongo_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
+    unknown = sorted(set(options) - set(_MONGO_OPTIONS))
+    if unknown:
+        raise DataValidationError(
+            f"data.source.options: unknown key(s) {unknown} for a mongodb source; "
+            f"expected {', '.join(_MONGO_OPTIONS)}"
+        )
+    query = options.get("filter") or {}
+    if not isinstance(query, dict):
+        raise DataValidationError("data.source.options.filter: expected a mapping")
+    raw = options.get("projection") or {}
+    if isinstance(raw, list):
+        raw = dict.fromkeys(raw, True)
+    if not isinstance(raw, dict):
+        raise DataValidationError(
+            "data.source.options.projection: expected a mapping or a list of fields"
+        )
+    projection = {"_id": False, **raw}
+    limit = options.get("limit") or 0
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise DataValidationError("data.source.options.limit: expected a non-negative integer")
+    return query, projection, limit
+
+
+# --- helpers ----------------------------------------------------------------------------------
 
 
 def _required(value: str | None, key: str) -> str:
     if not value:
         raise DataValidationError(f"{key} is required for this source type")
     return value
-
-
-def _env(value: str | None, key: str) -> str:
-    """Expand ``${VAR}`` so credentials come from the environment, never from the YAML."""
-    return os.path.expandvars(_required(value, key))
