@@ -292,5 +292,5 @@ def _message(err: Any) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "field required"
-    msg = str(err["msg"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
     return msg[:1].lower() + msg[1:]

@@ -34,6 +34,15 @@ if TYPE_CHECKING:
 Severity = Literal["error", "warn", "drop", "fix"]
 Dtype = Literal["string", "category", "int", "float", "bool", "datetime"]
 NUMERIC: tuple[str, ...] = ("int", "float")
+CLIPPABLE: tuple[str, ...] = ("min", "max")
+_RULE_TYPES: dict[str, tuple[type, ...]] = {
+    "nullable": (bool,),
+    "unique": (bool,),
+    "min": (int, float),
+    "max": (int, float),
+    "allowed": (list,),
+    "regex": (str,),
+}
 
 
 class _Spec(BaseModel):
@@ -58,22 +67,37 @@ class ColumnSchema(_Spec):
     allowed: list[Any] | Rule | None = None
     regex: str | Rule | None = None
     severity: Severity = "error"
+    format: str = "ISO8601"  # datetime columns: a strftime format, "ISO8601" or "mixed"
     role: Literal["feature", "target", "id"] | None = None
     description: str | None = None
 
     @model_validator(mode="after")
-    def _fix_only_clips(self) -> ColumnSchema:
-        for name in ("nullable", "unique", "allowed", "regex"):
-            if self.rule(name)[1] == "fix":
-                raise ValueError(f"severity 'fix' only applies to min/max (clip), not {name}")
+    def _rules_make_sense(self) -> ColumnSchema:
+        for name, kinds in _RULE_TYPES.items():
+            raw = getattr(self, name)
+            if not isinstance(raw, Rule):
+                continue
+            if raw.severity == "fix" and name not in CLIPPABLE:
+                raise ValueError(f"{name}: severity 'fix' only applies to min/max (clip)")
+            if not isinstance(raw.value, kinds) or isinstance(raw.value, bool) is not (
+                bool in kinds
+            ):
+                expected = " or ".join(k.__name__ for k in kinds)
+                raise ValueError(f"{name}.value: expected {expected}, got {raw.value!r}")
         return self
 
     def rule(self, name: str) -> tuple[Any, Severity]:
-        """``(value, severity)`` of a check, the column's severity filling in."""
+        """``(value, severity)`` of a check, the column's severity filling in.
+
+        A column-level ``fix`` clips ``min``/``max``; checks that cannot be fixed stay errors.
+        """
         raw = getattr(self, name)
         if isinstance(raw, Rule):
-            return raw.value, raw.severity or self.severity
-        return raw, self.severity
+            return raw.value, raw.severity or self._default(name)
+        return raw, self._default(name)
+
+    def _default(self, name: str) -> Severity:
+        return "error" if self.severity == "fix" and name not in CLIPPABLE else self.severity
 
     @property
     def type_severity(self) -> Severity:

@@ -38,6 +38,13 @@ def train_test(
             f"(rows {rows}); declare it `nullable: false` with severity drop to remove them"
         )
 
+    if stratify and df[target].nunique() < 2:
+        classes = sorted(map(str, df[target].unique()))
+        raise DataValidationError(
+            f"target column {target!r} has only one class {classes}: a classifier needs at "
+            "least two (check the data, or set data.split.stratify: false for a regression)"
+        )
+
     def cut(frame: pd.DataFrame, size: float) -> tuple[pd.DataFrame, pd.DataFrame]:
         labels = frame[target] if stratify else None
         try:

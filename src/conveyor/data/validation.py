@@ -9,6 +9,7 @@ and any ``error`` one fails the validation.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from conveyor.data.schema import ColumnSchema, Schema, Severity
 
 SAMPLE = 5  # rows and values quoted per failure
+_Label = tuple[str, "Severity", str]  # check as shown, its severity, the schema rule behind it
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Failure:
     rows: list[int] = field(default_factory=list)  # 1-based data rows, header excluded
     values: list[Any] = field(default_factory=list)
     positions: np.ndarray[Any, Any] | None = field(default=None, repr=False)
+    rule: str | None = None  # the schema rule behind the check ("min", "max", ...), if any
+    detail: str | None = None  # for table-level checks: what was found
 
     def describe(self) -> str:
         """``column 'x' check 'min >= 1': 3 rows (rows 4, 17; values -26, -11)``."""
@@ -42,10 +46,10 @@ class Failure:
         text = f"{where}check '{self.check}'"
         if self.rows:
             shown = ", ".join(str(r) for r in self.rows)
-            values = ", ".join(repr(v) for v in self.values)
+            values = ", ".join("<missing>" if v is None else repr(v) for v in self.values)
             more = ", ..." if self.count > len(self.rows) else ""
             return f"{text}: {self.count} rows (rows {shown}{more}; values {values}{more})"
-        return text if not self.count else f"{text}: {self.count}"
+        return f"{text}: {self.detail}" if self.detail else text
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (without the full row positions)."""
@@ -123,7 +127,7 @@ def validate(
     work = _table_rules(df, schema, failures)
     present = {name: spec for name, spec in schema.columns.items() if name in work.columns}
     for name, spec in present.items():
-        work[name], bad = _coerce(df[name], spec.dtype)
+        work[name], bad = _coerce(df[name], spec.dtype, spec.format)
         if bad.any():
             failures.append(_rows(name, f"dtype {spec.dtype}", spec.type_severity, bad, df[name]))
     failures.extend(_column_checks(work, df, present))
@@ -164,11 +168,16 @@ def _table_rules(df: pd.DataFrame, schema: Schema, failures: list[Failure]) -> p
             if policy == "drop":
                 df = df.drop(columns=extra)
     if len(df) < schema.table.min_rows:
-        failures.append(Failure(None, f"min_rows {schema.table.min_rows}", "error", len(df)))
+        found = f"the data has {len(df)} rows" + (" (header only?)" if not len(df) else "")
+        failures.append(
+            Failure(None, f"min_rows {schema.table.min_rows}", "error", len(df), detail=found)
+        )
     return df.copy()
 
 
-def _coerce(col: pd.Series, dtype: str) -> tuple[pd.Series, np.ndarray[Any, Any]]:
+def _coerce(
+    col: pd.Series, dtype: str, date_format: str = "ISO8601"
+) -> tuple[pd.Series, np.ndarray[Any, Any]]:
     """``col`` converted to ``dtype`` and a mask of the values that could not be converted."""
     import pandas as pd
 
@@ -179,7 +188,8 @@ def _coerce(col: pd.Series, dtype: str) -> tuple[pd.Series, np.ndarray[Any, Any]
         finite = np.isfinite(values)
         bad = present & ~finite  # text that is not a number, or inf
         if dtype == "int":  # a fraction, or beyond what int64/float64 hold exactly
-            bad |= finite & ((np.mod(values, 1) != 0) | (np.abs(values) > _MAX_EXACT_INT))
+            whole = np.where(finite, values, 0.0)  # no arithmetic on inf/nan: no warnings
+            bad |= finite & ((np.mod(whole, 1) != 0) | (np.abs(whole) > _MAX_EXACT_INT))
         result: pd.Series = converted.where(~bad)
         if dtype == "int" and not result.isna().any():
             result = result.astype("int64")
@@ -188,7 +198,7 @@ def _coerce(col: pd.Series, dtype: str) -> tuple[pd.Series, np.ndarray[Any, Any]
         mapped = col.astype("string").str.strip().str.lower().map(_BOOLS)
         return mapped.astype("boolean"), present & mapped.isna().to_numpy()
     if dtype == "datetime":
-        parsed = pd.to_datetime(col, errors="coerce", utc=True)
+        parsed = pd.to_datetime(col, errors="coerce", utc=True, format=date_format)
         return parsed, present & parsed.isna().to_numpy()
     if pd.api.types.is_string_dtype(col):
         return col, np.zeros(len(col), dtype=bool)
@@ -216,7 +226,7 @@ def _column_checks(
     """nullable, unique, min, max, allowed and regex, run by pandera on the converted frame."""
     import pandera.pandas as pa
 
-    labels: dict[str, list[tuple[str, Severity]]] = {}
+    labels: dict[str, list[_Label]] = {}
     columns = {}
     for name, spec in present.items():
         checks, labels[name] = _pandera_checks(pa, spec, original[name].notna())
@@ -232,54 +242,58 @@ def _column_checks(
 
 def _pandera_checks(
     pa: Any, spec: ColumnSchema, not_null: pd.Series
-) -> tuple[list[Any], list[tuple[str, Severity]]]:
+) -> tuple[list[Any], list[_Label]]:
     checks: list[Any] = []
-    labels: list[tuple[str, Severity]] = []
+    labels: list[_Label] = []
     nullable, sev = spec.rule("nullable")
     if nullable is False:
         # Judged on the original values: a value of the wrong type is reported once, as dtype.
         checks.append(pa.Check(lambda s, m=not_null: m.loc[s.index], ignore_na=False))
-        labels.append(("not null", sev))
+        labels.append(("not null", sev, "nullable"))
     unique, sev = spec.rule("unique")
     if unique is True:
         checks.append(pa.Check(lambda s: ~s.duplicated(keep=False) | s.isna(), ignore_na=False))
-        labels.append(("unique", sev))
+        labels.append(("unique", sev, "unique"))
     for name, make, text in (("min", pa.Check.ge, ">="), ("max", pa.Check.le, "<=")):
         value, sev = spec.rule(name)
         if value is not None:
             checks.append(make(value))
-            labels.append((f"{name} {text} {value:g}", sev))
+            labels.append((f"{name} {text} {value:g}", sev, name))
     allowed, sev = spec.rule("allowed")
     if allowed is not None:
         values = allowed if spec.dtype in ("int", "float", "bool") else [str(v) for v in allowed]
         checks.append(pa.Check.isin(values))
-        labels.append(("allowed values", sev))
+        labels.append(("allowed values", sev, "allowed"))
     regex, sev = spec.rule("regex")
     if regex is not None:
         checks.append(pa.Check.str_matches(regex))
-        labels.append((f"regex {regex}", sev))
+        labels.append((f"regex {regex}", sev, "regex"))
     return checks, labels
 
 
 def _failures_from_pandera(
-    cases: pd.DataFrame, labels: dict[str, list[tuple[str, Severity]]], work: pd.DataFrame
+    cases: pd.DataFrame, labels: dict[str, list[_Label]], work: pd.DataFrame
 ) -> list[Failure]:
     import pandas as pd
 
     out = []
     cases = cases[cases["check_number"].notna() & cases["column"].isin(list(labels))]
     for (column, number), group in cases.groupby(["column", "check_number"], sort=False):
-        check, severity = labels[str(column)][int(str(number).split(".")[0])]
+        check, severity, rule = labels[str(column)][int(str(number).split(".")[0])]
         positions = pd.to_numeric(group["index"], errors="coerce").dropna().astype("int64")
         mask = np.zeros(len(work), dtype=bool)
         mask[positions.to_numpy()] = True
-        out.append(_rows(str(column), check, severity, mask, work[column]))
+        out.append(_rows(str(column), check, severity, mask, work[column], rule=rule))
     return out
 
 
 def _row_checks(work: pd.DataFrame, schema: Schema) -> list[Failure]:
     out = []
+    absent = [c for c in schema.columns if c not in work.columns]
     for name, rule in schema.checks.items():
+        expression = f"{rule.when or ''} {rule.require}"
+        if any(re.search(rf"\b{re.escape(c)}\b", expression) for c in absent):
+            continue  # it reads a column that is missing, which is reported as such
         try:
             ok = _mask(work, rule.require)
             applies = _mask(work, rule.when) if rule.when else np.ones(len(work), dtype=bool)
@@ -308,12 +322,15 @@ def _apply(
     for f in failures:
         if f.severity == "drop" and f.positions is not None:
             drop |= f.positions
-        if f.severity == "fix" and f.column in present:
-            spec = present[f.column]
-            low, _ = spec.rule("min")
-            high, _ = spec.rule("max")
-            work[f.column] = work[f.column].clip(lower=low, upper=high)
-    return work[~drop].reset_index(drop=True) if drop.any() else work
+        if f.severity == "fix" and f.column in present and f.rule in ("min", "max"):
+            bound, _ = present[f.column].rule(f.rule)
+            work[f.column] = work[f.column].clip(**{"lower" if f.rule == "min" else "upper": bound})
+    if drop.any():
+        work = work[~drop].reset_index(drop=True)
+        for name, spec in present.items():  # rows that held the gaps may be gone now
+            if spec.dtype == "int" and work[name].dtype != "int64" and work[name].notna().all():
+                work[name] = work[name].astype("int64")
+    return work
 
 
 def _rows(
@@ -322,6 +339,8 @@ def _rows(
     severity: Severity,
     mask: np.ndarray[Any, Any],
     values: pd.Series,
+    *,
+    rule: str | None = None,
 ) -> Failure:
     positions = np.flatnonzero(mask)
     first = positions[:SAMPLE]
@@ -333,11 +352,15 @@ def _rows(
         [int(p) + 1 for p in first],
         [_jsonable(v) for v in values.iloc[first]],
         mask,
+        rule,
     )
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None:
+    """Plain JSON values; a missing value (None, NaN, NA, NaT) becomes None."""
+    import pandas as pd
+
+    if value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value))):
         return None
     if hasattr(value, "item"):
         value = value.item()

@@ -54,7 +54,7 @@ def data_steps(data: DataConfig, base_dir: Path) -> list[Step]:
         Step(
             _split,
             "split",
-            inputs={"clean": "clean"},
+            inputs={"clean": "clean", "dataset": "dataset"},
             outputs=split_outputs,
             params={"target": data.target, **data.split.model_dump()},
         ),
@@ -127,6 +127,7 @@ def _validate(
 def _split(
     ctx: StepContext,
     clean: pd.DataFrame,
+    dataset: dict[str, Any],
     *,
     target: str,
     test_size: float,
@@ -134,14 +135,17 @@ def _split(
     stratify: bool,
     seed: int,
 ) -> tuple[pd.DataFrame, ...]:
-    parts = split.train_test(
-        clean,
-        target=target,
-        test_size=test_size,
-        stratify=stratify,
-        seed=seed,
-        validation_size=validation_size,
-    )
+    try:
+        parts = split.train_test(
+            clean,
+            target=target,
+            test_size=test_size,
+            stratify=stratify,
+            seed=seed,
+            validation_size=validation_size,
+        )
+    except DataValidationError as exc:
+        raise DataValidationError(f"{dataset['source']}: {exc}") from None
     names = ("train", "validation", "test") if len(parts) == 3 else ("train", "test")
     ctx.log_metrics({f"split.{n}_rows": len(part) for n, part in zip(names, parts, strict=True)})
     return parts

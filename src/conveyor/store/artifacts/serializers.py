@@ -34,6 +34,13 @@ def serialize(obj: Any) -> tuple[str, bytes]:
         SerializationError: the object cannot be encoded (e.g. it is not picklable).
     """
     kind = kind_of(obj)
+    if kind == "parquet":
+        try:
+            return kind, _parquet_dumps(obj)
+        except (OverflowError, TypeError, ValueError, ImportError):
+            # e.g. an object column of Python ints beyond int64 (raw data before validation):
+            # keep the frame exactly as it is, as joblib, rather than fail the step
+            kind = "joblib"
     try:
         return kind, _ENCODERS[kind](obj)
     except SerializationError:
