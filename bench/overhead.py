@@ -19,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from _report import Row, print_table, section
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -38,16 +38,6 @@ HELP_REPEAT = 5
 IMPORT_TOP = 5
 # Settings that would point the benchmark at someone else's store or project.
 _ENV_OVERRIDES = ("CONVEYOR_PROJECT", "CONVEYOR_METADATA_URL", "CONVEYOR_ARTIFACTS_URI")
-
-
-@dataclass
-class Row:
-    """One line of the report; goal and ok are ``-`` for a measure given for information."""
-
-    measure: str
-    value: str
-    goal: str = "-"
-    ok: str = "-"
 
 
 def check(seconds: float, goal: float) -> str:
@@ -288,33 +278,6 @@ def print_imports(title: str, code: str) -> None:
     print(f"  {'cumulative':>10}  {'self':>8}  module (indent = nesting)")
     for own, cumulative, name in sorted(rows, key=lambda r: -r[1])[:IMPORT_TOP]:
         print(f"  {cumulative / 1000:>7.1f} ms  {own / 1000:>5.1f} ms  {name.removeprefix(' ')}")
-
-
-# -- report ------------------------------------------------------------------------------------
-
-
-def print_table(rows: Sequence[Row]) -> None:
-    header = Row("measure", "value", "goal", "ok?")
-    cols = list(zip(*[(r.measure, r.value, r.goal, r.ok) for r in (header, *rows)], strict=True))
-    widths = [max(len(c) for c in col) for col in cols]
-
-    def line(r: Row) -> str:
-        cells = (r.measure, r.value, r.goal, r.ok)
-        return " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    print(line(header))
-    print("-+-".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
-
-
-def section(name: str, goal: str, fn: Callable[[], list[Row]]) -> list[Row]:
-    """Run one benchmark; an error becomes a FAIL row (the traceback goes to stderr)."""
-    try:
-        return fn()
-    except Exception as exc:
-        traceback.print_exc()
-        return [Row(name, f"error: {type(exc).__name__}", goal, "FAIL")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

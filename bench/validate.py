@@ -30,9 +30,10 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from _report import Row, print_table, section
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -53,16 +54,6 @@ PHASES = {
     "_apply": "apply severities (drop rows, clip)",
 }
 NESTED = {"_failures_from_pandera"}  # runs inside _column_checks: not added to the total
-
-
-@dataclass
-class Row:
-    """One line of the report; goal and ok are ``-`` for a measure given for information."""
-
-    measure: str
-    value: str
-    goal: str = "-"
-    ok: str = "-"
 
 
 def check(seconds: float, goal: float) -> str:
@@ -350,33 +341,6 @@ def bench_fingerprint(repeat: int, frame: Path, csv: Path) -> list[Row]:
             ),
         ]
     return rows
-
-
-# -- report --------------------------------------------------------------------------------------
-
-
-def print_table(rows: Sequence[Row]) -> None:
-    header = Row("measure", "value", "goal", "ok?")
-    cols = list(zip(*[(r.measure, r.value, r.goal, r.ok) for r in (header, *rows)], strict=True))
-    widths = [max(len(c) for c in col) for col in cols]
-
-    def line(r: Row) -> str:
-        cells = (r.measure, r.value, r.goal, r.ok)
-        return " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    print(line(header))
-    print("-+-".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
-
-
-def section(name: str, goal: str, fn: Callable[[], list[Row]]) -> list[Row]:
-    """Run one benchmark; an error becomes a FAIL row (the traceback goes to stderr)."""
-    try:
-        return fn()
-    except Exception as exc:
-        traceback.print_exc()
-        return [Row(name, f"error: {type(exc).__name__}", goal, "FAIL")]
 
 
 def make_data(n: int, frame: Path, csv: Path) -> dict[str, Any]:
