@@ -95,6 +95,7 @@ class FeaturesConfig(_Section):
     """Preprocessing, saved with the model so inference does what training did."""
 
     drop: list[str] = Field(default_factory=list)
+    derive: list[str] = Field(default_factory=list)  # "module:function", frame -> frame
     numeric: NumericFeatures = Field(default_factory=NumericFeatures)
     categorical: CategoricalFeatures = Field(default_factory=CategoricalFeatures)
 
@@ -109,11 +110,13 @@ class CandidateConfig(_Section):
 
 
 class TuningConfig(_Section):
-    """Hyper-parameter search settings."""
+    """Hyper-parameter search (Optuna, seeded TPE, cross-validated, median pruning)."""
 
     trials: int = Field(20, ge=1)
     cv: int = Field(3, ge=2)
-    metric: str = "f1"
+    metric: str | None = None  # default: evaluation.primary
+    workers: int = Field(1, ge=1)  # trials evaluated at once (processes, or Dask tasks)
+    timeout: float | None = Field(None, gt=0)  # seconds per candidate; None: run all trials
 
 
 class TrainingConfig(_Section):
@@ -124,12 +127,20 @@ class TrainingConfig(_Section):
     tuning: TuningConfig | None = None
 
 
+class ImportanceConfig(_Section):
+    """Permutation feature importance in the report."""
+
+    repeats: int = Field(5, ge=1)
+    max_rows: int = Field(2000, ge=10)
+
+
 class EvaluationConfig(_Section):
     """Metrics, gates and the champion/challenger margin."""
 
     primary: str = "f1"
-    gates: dict[str, str] = Field(default_factory=dict)
+    gates: dict[str, str] = Field(default_factory=dict)  # metric: ">= 0.7"
     min_improvement: float = 0.0
+    importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
 
 
 class PromoteConfig(_Section):

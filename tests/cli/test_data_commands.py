@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pytest
 import yaml
+from tests._visa import shrink_visa_config
 from typer.testing import CliRunner
 
 from conveyor.cli.main import app
@@ -200,10 +201,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         project = tmp_path_factory.mktemp("versions") / "visa"
         assert invoke("init", project, "--example", "visa").exit_code == 0
         write_csv(project / "data" / "visa.csv", n_rows=ROWS)
-        config = project / "conveyor.yaml"
-        text = config.read_text(encoding="utf-8")
-        assert "max_iter: 200" in text, "the visa example changed: update this fixture"
-        config.write_text(text.replace("max_iter: 200", "max_iter: 30"), encoding="utf-8")
+        shrink_visa_config(project)
         out: dict[str, Any] = {"project": project}
         with Project.load(project) as proj:
             out["first_run"] = proj.run()

@@ -64,15 +64,13 @@ def conveyor_json(*args: str | Path, cwd: Path | None = None, check: bool = True
 
 
 def make_visa_project(directory: Path, *, n_rows: int = SMALL_ROWS) -> Path:
-    """``conveyor init DIR --example visa``, then shrink it: ``n_rows`` rows, a 30-tree HGB."""
+    """``conveyor init DIR --example visa``, then shrink it: ``n_rows`` rows, small models."""
     from conveyor.examples.visa.generate import write_csv
+    from tests._visa import shrink_visa_config
 
     conveyor("init", directory, "--example", "visa")
     write_csv(directory / "data" / "visa.csv", n_rows=n_rows)
-    config = directory / "conveyor.yaml"
-    text = config.read_text(encoding="utf-8")
-    assert "max_iter: 200" in text, "the visa example changed: update make_visa_project"
-    config.write_text(text.replace("max_iter: 200", "max_iter: 30"), encoding="utf-8")
+    shrink_visa_config(directory)
     return directory
 
 

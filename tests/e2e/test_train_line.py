@@ -15,7 +15,21 @@ from tests.e2e.conftest import conveyor, make_visa_project, steps_by_name
 from conveyor.errors import ModelNotFoundError
 from conveyor.project import Project
 
-TRAIN_STEPS = ["ingest", "validate", "split", "train_logreg", "train_hgb", "evaluate", "register"]
+TRAIN_STEPS = [
+    "ingest",
+    "validate",
+    "split",
+    "tune_logreg",
+    "tune_hgb",
+    "tune_lightgbm",
+    "train_logreg",
+    "train_hgb",
+    "train_lightgbm",
+    "evaluate",
+    "gate",
+    "report",
+    "register",
+]
 
 
 def _run_json(project: Path, *args: str, check: bool = True) -> tuple[Any, str, int]:
@@ -106,7 +120,7 @@ def test_second_run_with_nothing_changed_is_all_cached(history: dict[str, Any]) 
     # cached steps hand on exactly the artifacts of the first run
     for name in TRAIN_STEPS:
         assert steps_by_name(second)[name]["outputs"] == steps_by_name(first)[name]["outputs"]
-    assert "nothing changed: all 7 steps cached" in history["second_err"]
+    assert "nothing changed: all 13 steps cached" in history["second_err"]
     assert second["model"]["version"] == 1  # no new version for an unchanged run
     assert second["metrics"]["test.f1"] == first["metrics"]["test.f1"]
 
@@ -144,8 +158,8 @@ def test_runs_list_is_newest_first(history: dict[str, Any]) -> None:
     started = [r["started_at"] for r in runs]
     assert started == sorted(started, reverse=True)
     assert {r["status"] for r in runs} == {"succeeded"}
-    assert runs[2]["steps"] == {"cached": 7}
-    assert runs[3]["steps"] == {"succeeded": 7}
+    assert runs[2]["steps"] == {"cached": 13}
+    assert runs[3]["steps"] == {"succeeded": 13}
     table = conveyor("runs", "list", "-p", history["project"]).stdout
     for run_id in expected:
         assert run_id[:8] in table
@@ -203,6 +217,7 @@ def failed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "sklearn.linear_model.LogisticRegression"
     )
     config["training"]["candidates"][0]["params"] = {"bogus_param": 1}
+    config["training"]["candidates"][0].pop("search")  # fail in training, not in tuning
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     summary, stderr, code = _run_json(project, check=False)
     return {"project": project, "summary": summary, "stderr": stderr, "code": code}

@@ -12,6 +12,7 @@ from conveyor.errors import ArtifactCorruptedError, ModelNotFoundError
 from conveyor.examples.visa.generate import write_csv
 from conveyor.project import Project
 from conveyor.registry.versions import parse_ref
+from tests._visa import shrink_visa_config
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +20,16 @@ def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("visa")
     scaffold(root, example="visa")
     write_csv(root / "data" / "visa.csv", n_rows=1500)
+    shrink_visa_config(root)
     with Project.load(root) as project:
         assert project.run().ok
     return root
+
+
+def test_the_first_model_passing_its_gates_is_production(trained):
+    with Project.load(trained) as project:
+        assert project.metadata.get_alias("visa-approval", "production") == 1
+        assert project.metadata.get_model_version("visa-approval", 1).status == "approved"
 
 
 def test_load_model_by_name_and_version_predicts(trained):
@@ -43,8 +51,8 @@ def test_load_model_by_name_and_version_predicts(trained):
 def test_unknown_version_and_unset_alias_are_model_not_found(trained):
     with pytest.raises(ModelNotFoundError, match="no model version visa-approval:9"):
         conveyor.load_model("visa-approval:9", project=trained)
-    with pytest.raises(ModelNotFoundError, match="visa-approval@production is not set"):
-        conveyor.load_model("visa-approval@production", project=trained)
+    with pytest.raises(ModelNotFoundError, match="visa-approval@staging is not set"):
+        conveyor.load_model("visa-approval@staging", project=trained)
     with pytest.raises(LookupError):
         conveyor.load_model("no-such-model", project=trained)
 

@@ -68,6 +68,10 @@ STATUS_STYLE = {
     "pending": "dim",
     "interrupted": "magenta",
     "gated": "yellow",
+    "approved": "green",
+    "rejected": "red",
+    "candidate": "yellow",
+    "archived": "dim",
 }
 
 

@@ -66,22 +66,40 @@ def run(
                 )
                 raise typer.Exit(130) from None
             record = proj.metadata.get_run(result.run_id)
-            reg = result.outputs.get("registration")
-            model = proj.load_artifact(reg.digest) if reg is not None else None
-            checked = result.outputs.get("validation_report")
-            validation = proj.load_artifact(checked.digest) if checked is not None else None
+            found = {
+                name: proj.load_artifact(ref.digest)
+                for name, ref in result.outputs.items()
+                if name in ("registration", "rejection", "validation_report", "report_html")
+            }
+            report_path = _export_report(proj.root, record.id, found.pop("report_html", None))
+    model = found.get("registration") or found.get("rejection")
+    validation = found.get("validation_report")
     summary = run_summary(record)
     if json_:
-        print_json({**summary, "model": model, "validation": validation})
+        print_json(
+            {
+                **summary,
+                "model": model,
+                "validation": validation,
+                "report": str(report_path) if report_path else None,
+            }
+        )
     if validation is not None and validation["failures"] and not json_:
         from conveyor.cli.data import render_report
 
         render_report(err, validation)
     _print_summary(err, record, result.recovered)
     if model is not None:
-        fresh = result.steps.get("register") is StepStatus.SUCCEEDED
+        fresh = result.steps.get("register") in (StepStatus.SUCCEEDED, StepStatus.FAILED)
         what = "registered" if fresh else "unchanged (registration reused from the cache)"
-        err.print(f"model [bold]{model['name']}:{model['version']}[/] {what}")
+        err.print(
+            f"model [bold]{model['name']}:{model['version']}[/] {what}: "
+            f"{styled(model['status'])}, {escape(model['reason'])}"
+        )
+        if model.get("alias"):
+            err.print(f"  promoted: {model['name']}@{model['alias']} -> v{model['version']}")
+    if report_path is not None:
+        err.print(f"report: {report_path}")
     if not result.ok:
         raise typer.Exit(EXIT_FAILURE)
 
@@ -122,7 +140,9 @@ def _print_summary(err: Any, record: Any, recovered: list[str]) -> None:
     elif cached:
         err.print(f"{cached} of {len(record.steps)} steps cached")
     for s in record.steps:
-        if str(s.status) == "failed":
+        if str(s.status) == "failed" and str(record.status) == "gated":
+            err.print(f"[yellow]gated at step {s.name}:[/] {escape(s.error or '')}", soft_wrap=True)
+        elif str(s.status) == "failed":
             err.print(f"[bold red]step {s.name} failed:[/] {escape(s.error or '')}", soft_wrap=True)
             err.print(f"  full traceback: conveyor runs show {record.id[:8]} --traceback")
     headline = {k: v for k, v in record.metrics.items() if k.startswith("test.")}
@@ -132,6 +152,17 @@ def _print_summary(err: Any, record: Any, recovered: list[str]) -> None:
         f"run [bold]{record.id[:8]}[/] {styled(str(record.status))} in "
         f"{fmt_seconds(record.duration)}"
     )
+
+
+def _export_report(root: Path, run_id: str, html: bytes | None) -> Path | None:
+    """Write the run's HTML report next to the store, for people to open (the artifact stays
+    the source of truth)."""
+    if html is None:
+        return None
+    path = root / ".conveyor" / "reports" / f"run-{run_id[:8]}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(html)
+    return path
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -81,11 +81,13 @@ def show(
 
     with conveyor_errors(), Project.load(project) as proj:
         record = proj.metadata.get_run(run_id)
+        trials = proj.metadata.list_trials(record.id)
     if json_:
         print_json(
             {
                 **run_summary(record),
                 "params": record.params,
+                "trials": trials,
                 "tracebacks": {s.name: s.traceback for s in record.steps if s.traceback},
             }
         )
@@ -111,8 +113,99 @@ def show(
             out.print(f"[red]{s.name}:[/] {escape(s.error)}", soft_wrap=True)
             if traceback and s.traceback:
                 out.print(s.traceback, markup=False, highlight=False)
+    if trials:
+        out.print(_trials_table(trials, record.metrics))
     if record.metrics:
         table = Table("metric", "value", box=None, header_style="bold")
         for key, value in sorted(record.metrics.items()):
             table.add_row(key, f"{value:.4g}")
         out.print(table)
+
+
+@app.command("compare")
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Two or more run ids (or unique prefixes).")],
+    project: ProjectOpt = Path("."),
+    all_params: Annotated[
+        bool, typer.Option("--all", help="Show every parameter, not only those that differ.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Runs side by side: the parameters that differ and every metric."""
+    from rich.table import Table
+
+    from conveyor.project import Project
+
+    if len(runs) < 2:
+        console(stderr=True).print("[red]error:[/] give at least two runs to compare")
+        raise typer.Exit(2)
+    with conveyor_errors(), Project.load(project) as proj:
+        records = [proj.metadata.get_run(r) for r in runs]
+    keys = sorted({k for r in records for k in r.params})
+    differing = [k for k in keys if len({repr(r.params.get(k)) for r in records}) > 1]
+    metric_keys = sorted({k for r in records for k in r.metrics})
+    if json_:
+        print_json(
+            {
+                "runs": [r.id for r in records],
+                "params": {
+                    k: [r.params.get(k) for r in records]
+                    for k in (keys if all_params else differing)
+                },
+                "metrics": {k: [r.metrics.get(k) for r in records] for k in metric_keys},
+            }
+        )
+        return
+    table = Table(box=None, header_style="bold")
+    table.add_column("")
+    for r in records:
+        table.add_column(f"{r.id[:8]} ({styled(str(r.status))})", justify="right")
+    shown = keys if all_params else differing
+    for k in shown:
+        table.add_row(
+            f"[dim]param[/] {escape(k)}", *(escape(repr(r.params.get(k))) for r in records)
+        )
+    for k in metric_keys:
+        values = [r.metrics.get(k) for r in records]
+        table.add_row(escape(k), *("-" if v is None else f"{v:.4g}" for v in values))
+    out = console()
+    if not shown:
+        out.print("parameters: identical" + ("" if all_params else " (use --all to list)"))
+    out.print(table)
+
+
+def _trials_table(trials: list[dict[str, Any]], metrics: dict[str, float]) -> Any:
+    """Tuning summary per candidate: trials by state and the best value with its params (the
+    best as the tuner judged it, recorded as the ``tune.<candidate>.best`` metric)."""
+    from rich.table import Table
+
+    table = Table(
+        "candidate",
+        "trials",
+        "complete",
+        "pruned",
+        "failed",
+        "best",
+        "best params",
+        box=None,
+        header_style="bold",
+        title="tuning",
+        title_justify="left",
+    )
+    by_candidate: dict[str, list[dict[str, Any]]] = {}
+    for t in trials:
+        by_candidate.setdefault(t["candidate"], []).append(t)
+    for name, rows in by_candidate.items():
+        target = metrics.get(f"tune.{name}.best")
+        best = next((t for t in rows if t["state"] == "complete" and t["value"] == target), None)
+        states = [t["state"] for t in rows]
+        table.add_row(
+            name,
+            str(len(rows)),
+            str(states.count("complete")),
+            str(states.count("pruned")),
+            str(states.count("failed")),
+            "-" if best is None else f"{best['value']:.4g}",
+            "-" if best is None else escape(str(best["params"])),
+        )
+    return table

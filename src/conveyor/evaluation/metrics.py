@@ -50,7 +50,9 @@ def classification_metrics(
         out["f1"] = m.f1_score(y_true, y_pred, average="macro", zero_division=0)
     if proba is not None:
         if binary:
-            out["roc_auc"] = m.roc_auc_score(y_true == pos, proba[:, classes.index(pos)])
+            scores = proba[:, classes.index(pos)]
+            out["roc_auc"] = m.roc_auc_score(y_true == pos, scores)
+            out["pr_auc"] = m.average_precision_score(y_true == pos, scores)
         out["log_loss"] = m.log_loss(y_true, proba, labels=classes)
     return {k: float(v) for k, v in out.items()}
 

@@ -1,4 +1,5 @@
-"""The ``train`` line: ingest -> validate -> split -> train candidates -> evaluate -> register."""
+"""The ``train`` line: ingest -> validate -> split -> [tune ->] train candidates -> evaluate ->
+gate -> report -> register (champion/challenger, promotion per policy)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.config import CandidateConfig, FeaturesConfig, ProjectConfig
 from conveyor.errors import ConfigError
+from conveyor.evaluation import gates as gate_rules
 from conveyor.evaluation import metrics
 from conveyor.lines._data import data_steps
+from conveyor.lines._register import register
 from conveyor.pipeline import Pipeline, Step
 
 if TYPE_CHECKING:
@@ -22,33 +25,68 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
     """Assemble the train pipeline from conveyor.yaml.
 
     Raises:
-        ConfigError: the ``data``, ``training`` or ``registry`` section is missing.
+        ConfigError: a required section is missing, candidate names repeat, a gate or a derive
+            function is malformed.
     """
     data, training, registry = config.data, config.training, config.registry
     for section, value in (("data", data), ("training", training), ("registry", registry)):
         if value is None:
             raise ConfigError(f"conveyor.yaml: {section}: required by the train pipeline")
     assert data is not None and training is not None and registry is not None
-    steps = data_steps(data, base_dir)
     names = [c.name for c in training.candidates]
     if len(set(names)) != len(names):
         raise ConfigError(f"conveyor.yaml: training.candidates: duplicated names {names}")
+    gate_rules.parse_gates(config.evaluation.gates)  # fail on a malformed gate before running
+    _check_derive(config.features)
+    seed = data.split.seed
+    features = config.features.model_dump()
+    steps = data_steps(data, base_dir)
     for candidate in training.candidates:
+        inputs = {"train": "train"}
+        if candidate.search:
+            if training.tuning is None:
+                raise ConfigError(
+                    f"conveyor.yaml: training.candidates[{candidate.name}].search needs a "
+                    "training.tuning section (trials, cv)"
+                )
+            tuning = training.tuning
+            steps.append(
+                Step(
+                    _tune,
+                    f"tune_{candidate.name}",
+                    inputs={"train": "train"},
+                    outputs=(f"tuning_{candidate.name}",),
+                    params={
+                        "target": data.target,
+                        "features": features,
+                        "candidate": candidate.model_dump(),
+                        "seed": seed,
+                        "task": training.task,
+                        "positive": data.positive_class,
+                        "trials": tuning.trials,
+                        "cv": tuning.cv,
+                        "metric": tuning.metric or config.evaluation.primary,
+                        "workers": tuning.workers,
+                        "timeout": tuning.timeout,
+                    },
+                )
+            )
+            inputs["tuning"] = f"tuning_{candidate.name}"
         steps.append(
             Step(
                 _train,
                 f"train_{candidate.name}",
-                inputs={"train": "train"},
+                inputs=inputs,
                 outputs=(f"model_{candidate.name}",),
                 params={
                     "target": data.target,
-                    "features": config.features.model_dump(),
+                    "features": features,
                     "candidate": candidate.model_dump(),
-                    "seed": data.split.seed,
+                    "seed": seed,
                 },
             )
         )
-    steps.append(
+    steps += [
         Step(
             _evaluate,
             "evaluate",
@@ -60,22 +98,121 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "positive": data.positive_class,
                 "primary": config.evaluation.primary,
             },
-        )
-    )
-    steps.append(
+        ),
         Step(
-            _register,
+            _gate,
+            "gate",
+            inputs={"evaluation": "evaluation"},
+            outputs=("gates",),
+            params={"gates": dict(config.evaluation.gates)},
+        ),
+        Step(
+            _report,
+            "report",
+            inputs={
+                "model": "model",
+                "test": "test",
+                "evaluation": "evaluation",
+                "gates": "gates",
+                "dataset": "dataset",
+            },
+            outputs=("report", "report_html"),
+            params={
+                "target": data.target,
+                "model_name": registry.model,
+                "seed": seed,
+                "importance": config.evaluation.importance.model_dump(),
+            },
+        ),
+        Step(
+            register,
             "register",
-            inputs={"model": "model", "evaluation": "evaluation", "dataset": "dataset"},
+            inputs={
+                "model": "model",
+                "test": "test",
+                "evaluation": "evaluation",
+                "gates": "gates",
+                "dataset": "dataset",
+            },
             outputs=("registration",),
-            params={"model_name": registry.model},
-        )
-    )
+            params={
+                "model_name": registry.model,
+                "target": data.target,
+                "positive": data.positive_class,
+                "min_improvement": config.evaluation.min_improvement,
+                "alias": registry.promote.alias,
+                "require_approval": registry.promote.require_approval,
+            },
+        ),
+    ]
     return Pipeline(steps, name="train")
+
+
+def _check_derive(features: FeaturesConfig) -> None:
+    from conveyor.features.derive import resolve
+
+    for i, path in enumerate(features.derive):
+        resolve(path, where=f"conveyor.yaml: features.derive[{i}]")
+
+
+def _tune(
+    ctx: StepContext,
+    train: pd.DataFrame,
+    *,
+    target: str,
+    features: dict[str, Any],
+    candidate: dict[str, Any],
+    seed: int,
+    task: str | None,
+    positive: Any,
+    trials: int,
+    cv: int,
+    metric: str,
+    workers: int,
+    timeout: float | None,
+) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from conveyor.training.tuning import tune
+
+    spec = CandidateConfig(**candidate)
+    result = tune(
+        spec,
+        train,
+        target=target,
+        features=FeaturesConfig(**features),
+        trials=trials,
+        cv=cv,
+        metric=metric,
+        task=task or metrics.infer_task(train[target]),
+        positive=positive,
+        seed=seed,
+        workers=workers,
+        timeout=timeout,
+    )
+    done = [asdict(t) for t in result.trials]
+    ctx.metadata.log_trials(ctx.run_id, ctx.step_name, spec.name, done)
+    states = [t["state"] for t in done]
+    ctx.log_metrics(
+        {
+            f"tune.{spec.name}.best": result.best_value,
+            f"tune.{spec.name}.trials": len(done),
+            f"tune.{spec.name}.pruned": states.count("pruned"),
+            f"tune.{spec.name}.failed": states.count("failed"),
+        }
+    )
+    return {
+        "candidate": spec.name,
+        "metric": result.metric,
+        "best_value": result.best_value,
+        "best_params": result.best_params,
+        "trials": len(done),
+    }
 
 
 def _train(
     train: pd.DataFrame,
+    tuning: dict[str, Any] | None = None,
     *,
     target: str,
     features: dict[str, Any],
@@ -90,6 +227,7 @@ def _train(
         features=FeaturesConfig(**features),
         candidate=CandidateConfig(**candidate),
         seed=seed,
+        params=tuning["best_params"] if tuning else None,
     )
 
 
@@ -113,44 +251,93 @@ def _evaluate(
                 f"evaluation.primary: {primary!r} is not a {task} metric; "
                 f"choose from {sorted(scores)}"
             )
-        board.append({"candidate": name, "metrics": scores})
+        params = model.named_steps["estimator"].get_params(deep=False)
+        board.append(
+            {
+                "candidate": name,
+                "metrics": scores,
+                "params": {k: _plain(v) for k, v in sorted(params.items())},
+            }
+        )
         ctx.log_metrics({f"{name}.{k}": v for k, v in scores.items()})
     sign = 1 if metrics.higher_is_better(primary) else -1
     board.sort(key=lambda row: (-sign * row["metrics"][primary], row["candidate"]))
     best = board[0]
     ctx.log_metrics({f"test.{k}": v for k, v in best["metrics"].items()})
     X = test.drop(columns=[target])
+    chosen = models[f"model_{best['candidate']}"]
+    if task == "classification" and positive is None:
+        positive = _plain(list(chosen.classes_)[-1])
     evaluation = {
         "task": task,
         "primary": primary,
         "best": best["candidate"],
+        "positive": positive,
         "metrics": best["metrics"],
         "leaderboard": board,
         "test_rows": len(test),
         "signature": {c: str(X[c].dtype) for c in X.columns},
     }
-    return models[f"model_{best['candidate']}"], evaluation
+    return chosen, evaluation
 
 
-def _register(
+def _gate(ctx: StepContext, evaluation: dict[str, Any], *, gates: dict[str, str]) -> dict[str, Any]:
+    results = gate_rules.check_gates(gate_rules.parse_gates(gates), evaluation["metrics"])
+    passed = all(r.passed for r in results)
+    ctx.log_metrics(
+        {"gates.passed": float(passed), "gates.failed": sum(not r.passed for r in results)}
+    )
+    return {
+        "passed": passed,
+        "results": gate_rules.as_dicts(results),
+        "failed": [r.describe() for r in results if not r.passed],
+    }
+
+
+def _report(
     ctx: StepContext,
     model: Any,
+    test: pd.DataFrame,
     evaluation: dict[str, Any],
+    gates: dict[str, Any],
     dataset: dict[str, Any],
     *,
+    target: str,
     model_name: str,
-) -> dict[str, Any]:
-    run = ctx.metadata.get_run(ctx.run_id)
-    record = ctx.metadata.register_model_version(
-        model_name,
-        digest=ctx.input_digests["model"],
-        run_id=ctx.run_id,
-        dataset=dataset["fingerprint"],
-        metrics=evaluation["metrics"],
-        signature={"columns": evaluation["signature"]},
-        tags={"candidate": evaluation["best"]},
-        git_commit=run.git_commit,
-        config_hash=run.config_hash,
-        reason=f"best of {len(evaluation['leaderboard'])} candidates on {evaluation['primary']}",
+    seed: int,
+    importance: dict[str, Any],
+) -> tuple[dict[str, Any], bytes]:
+    from conveyor.evaluation.diagnostics import diagnose
+    from conveyor.evaluation.report import build_report
+
+    diagnostics = diagnose(
+        model,
+        test,
+        target=target,
+        task=evaluation["task"],
+        positive=evaluation["positive"],
+        seed=seed,
+        importance_repeats=importance["repeats"],
+        importance_max_rows=importance["max_rows"],
     )
-    return {"name": record.name, "version": record.version, "digest": record.digest}
+    payload = {
+        "run_id": ctx.run_id,
+        "model_name": model_name,
+        "data": {k: dataset[k] for k in ("fingerprint", "source", "rows", "columns")},
+        "task": evaluation["task"],
+        "primary": evaluation["primary"],
+        "leaderboard": evaluation["leaderboard"],
+        "best": evaluation["best"],
+        "metrics": evaluation["metrics"],
+        "gates": gates["results"],
+        "decision": None,
+        "diagnostics": diagnostics,
+    }
+    return build_report(payload)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe parameter values (estimator params may hold objects)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)

@@ -38,8 +38,18 @@ class StepContext(Protocol):
         """The run's metadata store (a ``SqlMetadataStore``), for stages that record things."""
         ...
 
-    def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        """Record numeric metrics for this step and run."""
+    @property
+    def artifacts(self) -> Any:
+        """The run's artifact store, for stages that load recorded artifacts (a champion)."""
+        ...
+
+    def log_metrics(self, metrics: Mapping[str, float], *, iteration: int = 0) -> None:
+        """Record numeric metrics for this step and run (kept in memory, written in one bulk
+        insert when the step ends)."""
+        ...
+
+    def log_metric(self, key: str, value: float, *, iteration: int = 0) -> None:
+        """Record one value of a series (e.g. a loss per epoch), buffered like log_metrics."""
         ...
 
     def attach(self, name: str, value: Any) -> None:

@@ -30,16 +30,22 @@ class _Context:
     _artifacts: AbstractArtifactStore
     _declared: tuple[str, ...]
     input_digests: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: list[tuple[str, float, int]] = field(default_factory=list)
     attached: list[ArtifactRef] = field(default_factory=list)
 
     @property
     def metadata(self) -> Any:
         return self._metadata()
 
-    def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        for key, value in metrics.items():
-            self.metrics[key] = float(value)
+    @property
+    def artifacts(self) -> AbstractArtifactStore:
+        return self._artifacts
+
+    def log_metrics(self, metrics: Mapping[str, float], *, iteration: int = 0) -> None:
+        self.metrics.extend((key, float(value), iteration) for key, value in metrics.items())
+
+    def log_metric(self, key: str, value: float, *, iteration: int = 0) -> None:
+        self.metrics.append((key, float(value), iteration))
 
     def attach(self, name: str, value: Any) -> None:
         if name in self._declared or any(ref.name == name for ref in self.attached):
@@ -78,6 +84,7 @@ def execute(
             outputs=tuple(ctx.attached),
             error=message,
             traceback=traceback.format_exc(),
+            error_type=type(exc).__name__,
         )
     return StepOutcome(
         started_at=started,

@@ -29,9 +29,10 @@ class StepOutcome:
     started_at: float
     ended_at: float
     outputs: tuple[ArtifactRef, ...] = ()
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: list[tuple[str, float, int]] = field(default_factory=list)  # key, value, iteration
     error: str | None = None
     traceback: str | None = None
+    error_type: str | None = None  # the exception's class name, e.g. "GateFailedError"
 
     @property
     def ok(self) -> bool:

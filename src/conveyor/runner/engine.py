@@ -31,6 +31,7 @@ class RunResult:
     steps: dict[str, StepStatus] = field(default_factory=dict)
     outputs: dict[str, ArtifactRef] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    gated: set[str] = field(default_factory=set)  # steps that failed a quality gate
     recovered: list[str] = field(default_factory=list)
 
     @property
@@ -102,7 +103,7 @@ class Runner:
             self.metadata.finish_run(run_id, RunStatus.INTERRUPTED, error="interrupted")
             result.status = RunStatus.INTERRUPTED
             raise
-        result.status = RunStatus.FAILED if result.failures else RunStatus.SUCCEEDED
+        result.status = _final_status(result)
         error = "; ".join(f"{k}: {v}" for k, v in result.failures.items()) or None
         self.metadata.finish_run(run_id, result.status, error=error)
         self.hooks.after_pipeline_run(result)
@@ -218,6 +219,8 @@ class _Schedule:
         )
         self.result.outputs.update({ref.name: ref for ref in outcome.outputs})  # attachments
         self.result.failures[s.name] = error
+        if outcome.error_type == "GateFailedError":
+            self.result.gated.add(s.name)
         self.result.steps[s.name] = StepStatus.FAILED
         self.r.hooks.on_step_error(s.name, error)
         self.r.hooks.after_step_run(s.name, StepStatus.FAILED, duration)
@@ -238,6 +241,13 @@ class _Schedule:
             self.result.outputs[ref.name] = ref
         self.result.steps[name] = status
         self.r.hooks.after_step_run(name, status, duration)
+
+
+def _final_status(result: RunResult) -> RunStatus:
+    """Succeeded; gated when the only failures are quality gates; failed otherwise."""
+    if not result.failures:
+        return RunStatus.SUCCEEDED
+    return RunStatus.GATED if set(result.failures) == result.gated else RunStatus.FAILED
 
 
 def _named(s: Step, arguments: dict[str, ArtifactRef]) -> list[ArtifactRef]:

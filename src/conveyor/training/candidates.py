@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
     from conveyor.config import CandidateConfig, FeaturesConfig
@@ -37,6 +39,36 @@ def build_estimator(candidate: CandidateConfig, *, where: str = "training.candid
     return estimator
 
 
+def build_model(
+    candidate: CandidateConfig,
+    X: pd.DataFrame,
+    *,
+    features: FeaturesConfig,
+    seed: int,
+    params: Mapping[str, Any] | None = None,
+) -> Any:
+    """An unfitted sklearn Pipeline: derive -> preprocess -> estimator.
+
+    ``params`` (tuned values) override ``candidate.params``. Estimators that take a
+    ``random_state`` get ``seed`` unless the params set one, so fits are reproducible.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from conveyor.features.derive import apply_derivations, derivation_step
+    from conveyor.features.preprocess import build_preprocessor
+
+    merged = candidate.model_copy(update={"params": {**candidate.params, **(params or {})}})
+    estimator = build_estimator(merged)
+    if "random_state" in estimator.get_params() and "random_state" not in merged.params:
+        estimator.set_params(random_state=seed)
+    steps: list[tuple[str, Any]] = []
+    if features.derive:
+        steps.append(("derive", derivation_step(features.derive)))
+        X = apply_derivations(X, features.derive)
+    steps += [("preprocess", build_preprocessor(features, X)), ("estimator", estimator)]
+    return Pipeline(steps)
+
+
 def fit_candidate(
     train: pd.DataFrame,
     *,
@@ -44,19 +76,10 @@ def fit_candidate(
     features: FeaturesConfig,
     candidate: CandidateConfig,
     seed: int,
+    params: Mapping[str, Any] | None = None,
 ) -> Any:
     """Fit preprocessing + estimator as ONE sklearn Pipeline, so inference repeats training."""
-    from sklearn.base import clone
-    from sklearn.pipeline import Pipeline
-
-    from conveyor.features.preprocess import build_preprocessor
-
     X = train.drop(columns=[target])
-    estimator = build_estimator(candidate)
-    if "random_state" in estimator.get_params() and "random_state" not in candidate.params:
-        estimator.set_params(random_state=seed)
-    model = Pipeline(
-        [("preprocess", build_preprocessor(features, X)), ("estimator", clone(estimator))]
-    )
+    model = build_model(candidate, X, features=features, seed=seed, params=params)
     model.fit(X, train[target])
     return model

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from conveyor.errors import SerializationError
 
-KINDS = ("parquet", "json", "png", "joblib")
+KINDS = ("parquet", "json", "png", "bytes", "joblib")
 
 
 def kind_of(obj: Any) -> str:
@@ -22,6 +25,8 @@ def kind_of(obj: Any) -> str:
         return "parquet"
     if module.startswith("matplotlib") and hasattr(obj, "savefig"):
         return "png"
+    if isinstance(obj, bytes | bytearray):
+        return "bytes"  # e.g. an HTML report, stored as is
     if isinstance(obj, dict | list | str | int | float | bool) or obj is None:
         return "json" if _is_json(obj) else "joblib"
     return "joblib"
@@ -119,15 +124,17 @@ def _joblib_loads(data: bytes) -> Any:
     return joblib.load(io.BytesIO(data))  # only ever called after the hash check
 
 
-_ENCODERS = {
+_ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "parquet": _parquet_dumps,
     "json": _json_dumps,
     "png": _png_dumps,
+    "bytes": bytes,
     "joblib": _joblib_dumps,
 }
-_DECODERS = {
+_DECODERS: dict[str, Callable[[bytes], Any]] = {
     "parquet": _parquet_loads,
     "json": _json_loads,
     "png": _png_loads,
+    "bytes": bytes,
     "joblib": _joblib_loads,
 }

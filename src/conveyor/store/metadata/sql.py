@@ -13,13 +13,20 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from conveyor.errors import ConveyorError, MetadataStorageError, ModelNotFoundError, NotFoundError
+from conveyor.errors import (
+    ConveyorError,
+    MetadataStorageError,
+    ModelNotFoundError,
+    NotFoundError,
+    RegistryError,
+)
 from conveyor.store.metadata import tables as t
 from conveyor.store.metadata.records import (
     ArtifactRef,
@@ -34,11 +41,12 @@ from conveyor.store.metadata.records import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Sequence
 
     from sqlalchemy import Connection, Engine, Row, Table
 
 ACTOR_ENV = "CONVEYOR_ACTOR"
+Metrics = Mapping[str, float] | Iterable[tuple[str, float, int]]
 _REGISTER_RETRIES = 20
 
 
@@ -197,7 +205,7 @@ class SqlMetadataStore:
         *,
         inputs: Iterable[ArtifactRef],
         outputs: Iterable[ArtifactRef],
-        metrics: Mapping[str, float] | None = None,
+        metrics: Metrics | None = None,
         started_at: float | None = None,
         ended_at: float | None = None,
     ) -> None:
@@ -243,9 +251,11 @@ class SqlMetadataStore:
                 select(t.steps.c.run_id).where(t.steps.c.id == step_id)
             ).scalar_one()
             old = conn.execute(
-                select(t.metrics.c.key, t.metrics.c.value).where(t.metrics.c.step_id == hit.step_id)
+                select(t.metrics.c.key, t.metrics.c.value, t.metrics.c.iteration)
+                .where(t.metrics.c.step_id == hit.step_id)
+                .order_by(t.metrics.c.id)
             ).all()
-            _insert_metrics(conn, run_id, step_id, dict(old), now)
+            _insert_metrics(conn, run_id, step_id, [tuple(row) for row in old], now)
 
     def fail_step(
         self,
@@ -303,12 +313,16 @@ class SqlMetadataStore:
     def log_metrics(
         self,
         run_id: str,
-        metrics: Mapping[str, float],
+        metrics: Metrics,
         *,
         step_id: int | None = None,
         iteration: int = 0,
     ) -> None:
-        """Bulk-insert metrics for a run (one transaction, one statement)."""
+        """Bulk-insert metrics for a run (one transaction, one statement).
+
+        ``metrics`` is ``{key: value}`` (all at ``iteration``) or ``(key, value, iteration)``
+        rows, e.g. a whole training curve at once.
+        """
         with self._tx() as conn:
             _insert_metrics(conn, run_id, step_id, metrics, time.time(), iteration=iteration)
 
@@ -515,6 +529,132 @@ class SqlMetadataStore:
             raise ModelNotFoundError(f"{name}@{alias} is not set (see `conveyor models list`)")
         return int(version)
 
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        action: str = "promote",
+    ) -> int | None:
+        """Point ``name@alias`` at ``version`` in one transaction, with history and an event.
+
+        Returns the version the alias pointed at before (None if it was unset).
+
+        Raises:
+            ModelNotFoundError: no such version.
+            RegistryError: the version is rejected or archived.
+        """
+        with self._tx() as conn:
+            status = conn.execute(
+                select(t.model_versions.c.status).where(
+                    and_(t.model_versions.c.name == name, t.model_versions.c.version == version)
+                )
+            ).scalar_one_or_none()
+            if status is None:
+                raise ModelNotFoundError(f"no model version {name}:{version}")
+            if status in ("rejected", "archived"):
+                raise RegistryError(
+                    f"{name}:{version} is {status}; a {status} version cannot be given an alias"
+                )
+            previous = conn.execute(
+                select(t.aliases.c.version).where(
+                    and_(t.aliases.c.name == name, t.aliases.c.alias == alias)
+                )
+            ).scalar_one_or_none()
+            now = time.time()
+            if previous is None:
+                conn.execute(
+                    insert(t.aliases).values(
+                        name=name, alias=alias, version=version, updated_at=now
+                    )
+                )
+            else:
+                conn.execute(
+                    update(t.aliases)
+                    .where(and_(t.aliases.c.name == name, t.aliases.c.alias == alias))
+                    .values(version=version, updated_at=now)
+                )
+            actor = current_actor()
+            conn.execute(
+                insert(t.alias_history).values(
+                    name=name,
+                    alias=alias,
+                    version=version,
+                    previous_version=previous,
+                    actor=actor,
+                    reason=reason,
+                    at=now,
+                )
+            )
+            _insert_event(
+                conn,
+                action,
+                f"{name}:{version}",
+                reason=reason,
+                details={"alias": alias, "previous_version": previous},
+            )
+        return None if previous is None else int(previous)
+
+    def set_model_status(
+        self, name: str, version: int, status: str, *, reason: str | None = None
+    ) -> None:
+        """Change a version's status (``candidate approved rejected archived``), with an event."""
+        with self._tx() as conn:
+            done = conn.execute(
+                update(t.model_versions)
+                .where(and_(t.model_versions.c.name == name, t.model_versions.c.version == version))
+                .values(status=status, reason=reason)
+            )
+            if done.rowcount == 0:
+                raise ModelNotFoundError(f"no model version {name}:{version}")
+            _insert_event(conn, status, f"{name}:{version}", reason=reason, details={})
+
+    def log_trials(
+        self, run_id: str, step_name: str, candidate: str, trials: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """Bulk-record tuning trials (``number state value params fold_scores seconds error``)."""
+        with self._tx() as conn:
+            step_id = conn.execute(
+                select(t.steps.c.id).where(
+                    and_(t.steps.c.run_id == run_id, t.steps.c.name == step_name)
+                )
+            ).scalar_one_or_none()
+            rows = [
+                {
+                    "run_id": run_id,
+                    "step_id": step_id,
+                    "candidate": candidate,
+                    "number": tr["number"],
+                    "state": tr["state"],
+                    "value": tr.get("value"),
+                    "params": dict(tr.get("params", {})),
+                    "fold_scores": list(tr.get("fold_scores", [])),
+                    "seconds": float(tr.get("seconds", 0.0)),
+                    "error": tr.get("error"),
+                }
+                for tr in trials
+            ]
+            if rows:
+                conn.execute(insert(t.trials), rows)
+
+    def list_trials(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's tuning trials, following cached steps to the run that really tuned."""
+        with self._tx() as conn:
+            origins = [
+                row.cached_from or row.id
+                for row in conn.execute(
+                    select(t.steps.c.id, t.steps.c.cached_from).where(t.steps.c.run_id == run_id)
+                ).all()
+            ]
+            rows = conn.execute(
+                select(t.trials)
+                .where(t.trials.c.step_id.in_(origins))
+                .order_by(t.trials.c.candidate, t.trials.c.number)
+            ).all()
+        return [r._asdict() for r in rows]
+
     def list_model_versions(self, name: str | None = None) -> list[ModelVersionRecord]:
         """Registered versions, newest first."""
         query = select(t.model_versions).order_by(
@@ -614,12 +754,18 @@ def _insert_metrics(
     conn: Connection,
     run_id: str,
     step_id: int | None,
-    metrics: Mapping[str, float],
+    metrics: Metrics,
     now: float,
     *,
     iteration: int = 0,
 ) -> None:
-    if metrics:
+    """One bulk INSERT; ``metrics`` is ``{key: value}`` or ``(key, value, iteration)`` rows."""
+    rows = (
+        [(k, v, iteration) for k, v in metrics.items()]
+        if isinstance(metrics, Mapping)
+        else list(metrics)
+    )
+    if rows:
         conn.execute(
             insert(t.metrics),
             [
@@ -628,10 +774,10 @@ def _insert_metrics(
                     "step_id": step_id,
                     "key": k,
                     "value": float(v),
-                    "iteration": iteration,
+                    "iteration": int(i),
                     "logged_at": now,
                 }
-                for k, v in metrics.items()
+                for k, v, i in rows
             ],
         )
 

@@ -174,3 +174,21 @@ events = Table(
     Column("details", JSON, nullable=False),
     Index("ix_events_at", "at"),
 )
+
+# Hyper-parameter search trials, one row per trial of a candidate's tuning in a step.
+trials = Table(
+    "trials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("step_id", Integer, ForeignKey("steps.id", ondelete="CASCADE")),
+    Column("candidate", String(200), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("value", Float),
+    Column("params", JSON, nullable=False),
+    Column("fold_scores", JSON, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("error", Text),
+    Index("ix_trials_run", "run_id", "candidate"),
+)

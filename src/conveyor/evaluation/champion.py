@@ -1,0 +1,54 @@
+"""Champion/challenger: promote a new model only when it beats production by a margin."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from conveyor.evaluation.metrics import higher_is_better
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the challenger should replace the champion, and why (recorded for audit)."""
+
+    promote: bool
+    reason: str
+    metric: str
+    challenger: float
+    champion: float | None = None
+    champion_version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for artifacts and events."""
+        return asdict(self)
+
+
+def decide(
+    challenger: float,
+    champion: float | None,
+    *,
+    metric: str,
+    min_improvement: float,
+    champion_version: int | None = None,
+) -> Decision:
+    """Compare scores on the same test set; ``champion`` None means there is no champion.
+
+    The challenger wins when its improvement is positive and at least ``min_improvement``
+    (direction-aware: for losses such as ``rmse`` lower is better).
+    """
+    if champion is None:
+        reason = (
+            "no current champion"
+            if champion_version is None
+            else f"champion v{champion_version} could not be scored"
+        )
+        return Decision(True, reason, metric, challenger, None, champion_version)
+    gain = challenger - champion if higher_is_better(metric) else champion - challenger
+    won = gain > 0 and gain >= min_improvement
+    verdict = "beats" if won else "does not beat"
+    reason = (
+        f"{metric} {challenger:.4f} {verdict} champion v{champion_version} "
+        f"{champion:.4f} by the required {min_improvement:g} (gain {gain:+.4f})"
+    )
+    return Decision(won, reason, metric, challenger, champion, champion_version)

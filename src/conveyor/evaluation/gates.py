@@ -1,0 +1,93 @@
+"""Quality gates from config: ``f1: ">= 0.70"``, checked against a model's test metrics."""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+_RULE = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate: ``metric op threshold``."""
+
+    metric: str
+    op: str
+    threshold: float
+
+    @property
+    def rule(self) -> str:
+        """The rule as written, normalised: ``>= 0.7``."""
+        return f"{self.op} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gate checked against a value."""
+
+    metric: str
+    rule: str
+    value: float
+    passed: bool
+
+    def describe(self) -> str:
+        """``f1 0.612 (needs >= 0.7)``."""
+        return f"{self.metric} {self.value:.4g} (needs {self.rule})"
+
+
+def parse_gates(gates: Mapping[str, str], *, where: str = "evaluation.gates") -> list[Gate]:
+    """Parse ``{metric: "op number"}``.
+
+    Raises:
+        ConfigError: a rule is not ``>=``, ``>``, ``<=``, ``<`` or ``==`` followed by a number.
+    """
+    parsed = []
+    for metric, rule in gates.items():
+        match = _RULE.match(str(rule))
+        if match is None:
+            raise ConfigError(
+                f'{where}.{metric}: {rule!r} is not a gate; write e.g. ">= 0.70" '
+                "(operators >= > <= < ==)"
+            )
+        parsed.append(Gate(metric, match[1], float(match[2])))
+    return parsed
+
+
+def check_gates(gates: list[Gate], metrics: Mapping[str, float]) -> list[GateResult]:
+    """Check each gate against ``metrics``.
+
+    Raises:
+        ConfigError: a gate names a metric the task does not produce.
+    """
+    results = []
+    for gate in gates:
+        if gate.metric not in metrics:
+            raise ConfigError(
+                f"evaluation.gates.{gate.metric}: no such metric for this model; "
+                f"choose from {sorted(metrics)}"
+            )
+        value = float(metrics[gate.metric])
+        results.append(
+            GateResult(gate.metric, gate.rule, value, _OPS[gate.op](value, gate.threshold))
+        )
+    return results
+
+
+def as_dicts(results: list[GateResult]) -> list[dict[str, Any]]:
+    """Gate results as plain dicts (for reports and artifacts)."""
+    return [asdict(r) for r in results]

@@ -1,0 +1,467 @@
+"""Hyper-parameter search: seeded Optuna TPE, cross-validated trials, median pruning, in batches.
+
+Trials are asked in batches of ``workers``, evaluated together (inline, in a process pool, or as
+Dask tasks when already running on a Dask worker) and told back in trial-number order, so a given
+seed and worker count always give the same trials. Pruning needs no shared state: the pruning
+thresholds are computed when a batch is asked and travel with each trial to its evaluator.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conveyor.config import CandidateConfig, FeaturesConfig
+from conveyor.errors import ConfigError, ConveyorError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    import numpy as np
+    import pandas as pd
+    from optuna.distributions import BaseDistribution
+
+    _Batch = Callable[[Sequence[tuple[dict[str, Any], list[float | None]]]], list["_Outcome"]]
+
+__all__ = ["Trial", "TuningResult", "parse_space", "tune"]
+
+_METRICS = {
+    "classification": frozenset(
+        {
+            "accuracy",
+            "balanced_accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "roc_auc",
+            "pr_auc",
+            "log_loss",
+        }
+    ),
+    "regression": frozenset({"mse", "rmse", "mae", "r2"}),
+}
+_RANGE_KEYS = frozenset({"low", "high", "log", "step"})
+_MIN_TRIALS_TO_PRUNE = 3
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One evaluated set of parameters.
+
+    ``value`` is the mean cross-validated score: over every fold when ``state`` is
+    ``"complete"``, over the folds run before stopping when ``"pruned"``, None when ``"failed"``.
+    """
+
+    number: int
+    params: dict[str, Any]
+    state: str  # "complete" | "pruned" | "failed"
+    value: float | None
+    fold_scores: list[float]
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """The best searched parameters (only those in ``search``) and every trial, in order."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    metric: str
+    trials: list[Trial]
+
+
+def parse_space(search: Mapping[str, Any], *, where: str) -> dict[str, BaseDistribution]:
+    """Turn a candidate's ``search`` mapping into Optuna distributions.
+
+    A list is a categorical choice; ``{low, high}`` is a range, of integers when both bounds
+    (and ``step``, if given) are integers, of floats otherwise; ``log: true`` samples it on a log
+    scale, ``step`` on a grid.
+
+    Args:
+        search: parameter name -> list of choices or range mapping.
+        where: key path of ``search`` in the config, prefixed to error messages.
+
+    Raises:
+        ConfigError: a spec is neither form, or its bounds, log or step are invalid; the message
+            names ``where`` and the parameter.
+    """
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    space: dict[str, BaseDistribution] = {}
+    for key, spec in search.items():
+        path = f"{where}.{key}"
+        if isinstance(spec, list | tuple):
+            if not spec:
+                raise ConfigError(f"{path}: empty list of choices")
+            bad = [c for c in spec if c is not None and not isinstance(c, bool | int | float | str)]
+            if bad:
+                raise ConfigError(f"{path}: choices must be scalars (got {bad[0]!r})")
+            space[key] = CategoricalDistribution(list(spec))
+            continue
+        if not isinstance(spec, Mapping) or not {"low", "high"} <= set(spec):
+            raise ConfigError(
+                f"{path}: expected a list of choices or a range {{low, high[, log][, step]}}, "
+                f"got {spec!r}"
+            )
+        if unknown := sorted(set(spec) - _RANGE_KEYS):
+            raise ConfigError(f"{path}: unknown range key(s) {unknown} (use low, high, log, step)")
+        low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
+        for name, bound in (("low", low), ("high", high), ("step", step)):
+            if bound is not None and (
+                isinstance(bound, bool) or not isinstance(bound, int | float)
+            ):
+                raise ConfigError(f"{path}.{name}: expected a number, got {bound!r}")
+        if not isinstance(log, bool):
+            raise ConfigError(f"{path}.log: expected true or false, got {log!r}")
+        if low > high:
+            raise ConfigError(f"{path}: low ({low}) is greater than high ({high})")
+        if log and step is not None:
+            raise ConfigError(f"{path}: log and step cannot be used together")
+        if log and low <= 0:
+            raise ConfigError(f"{path}: a log range needs low > 0 (got {low})")
+        if step is not None and step <= 0:
+            raise ConfigError(f"{path}.step: must be > 0 (got {step})")
+        if all(isinstance(v, int) for v in (low, high, 1 if step is None else step)):
+            space[key] = IntDistribution(low, high, log=log, step=1 if step is None else step)
+        else:
+            space[key] = FloatDistribution(float(low), float(high), log=log, step=step)
+    return space
+
+
+def tune(
+    candidate: CandidateConfig,
+    train: pd.DataFrame,
+    *,
+    target: str,
+    features: FeaturesConfig,
+    trials: int,
+    cv: int,
+    metric: str,
+    task: str,
+    positive: Any,
+    seed: int,
+    workers: int = 1,
+    timeout: float | None = None,
+    progress: Callable[[Trial], None] | None = None,
+) -> TuningResult:
+    """Search ``candidate.search`` by cross-validating the candidate's full pipeline.
+
+    Args:
+        candidate: the estimator; its ``params`` are fixed, its ``search`` is explored.
+        train: training rows, ``target`` included.
+        target: the label column.
+        features: preprocessing config, as for ``fit_candidate``.
+        trials: how many parameter sets to try (fewer if ``timeout`` runs out).
+        cv: folds (stratified and shuffled for classification, shuffled for regression).
+        metric: a metric of ``conveyor.evaluation.metrics`` for ``task``.
+        task: ``"classification"`` or ``"regression"``.
+        positive: the positive class for classification metrics.
+        seed: seeds the sampler, the folds, and estimators that take ``random_state``.
+        workers: trials evaluated at once; >1 uses Dask tasks on a Dask worker, else processes.
+        timeout: seconds after which no new batch of trials starts.
+        progress: called with each trial once it is recorded.
+
+    Returns:
+        The best searched parameters (without ``candidate.params``) and every trial.
+
+    Raises:
+        ValueError: ``candidate.search`` is empty, or bad ``trials``/``cv``/``workers``/``task``.
+        ConfigError: bad search space or metric, or every trial failed.
+        ConveyorError: a worker process died.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from conveyor.evaluation.metrics import higher_is_better
+    from conveyor.training.candidates import build_estimator
+
+    where = f"training.candidates[{candidate.name}]"
+    if not candidate.search:
+        raise ValueError(f"{where}: nothing to tune (search is empty)")
+    if task not in _METRICS:
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    if trials < 1 or cv < 2 or workers < 1:
+        raise ValueError(f"need trials >= 1, cv >= 2, workers >= 1 (got {trials}, {cv}, {workers})")
+    if metric not in _METRICS[task]:
+        raise ConfigError(
+            f"tuning metric {metric!r} is not a {task} metric "
+            f"(choose one of {', '.join(sorted(_METRICS[task]))})"
+        )
+    space = parse_space(candidate.search, where=f"{where}.search")
+    accepted = build_estimator(candidate).get_params(deep=False)
+    for key in space:
+        if key not in accepted:
+            raise ConfigError(f"{where}.search.{key}: not a parameter of {candidate.estimator}")
+
+    higher = higher_is_better(metric)
+    job = _Job(
+        train=train,
+        folds=_folds(train, target=target, task=task, cv=cv, seed=seed),
+        target=target,
+        task=task,
+        positive=positive,
+        metric=metric,
+        higher=higher,
+        seed=seed,
+        candidate=candidate.model_dump(),
+        features=features.model_dump(),
+    )
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per tune
+    try:
+        study = optuna.create_study(
+            direction="maximize" if higher else "minimize",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=optuna.pruners.NopPruner(),  # pruning decisions travel with each trial
+        )
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+    started = time.monotonic()
+    done: list[Trial] = []
+    with _evaluator(job, workers) as evaluate_batch:
+        while len(done) < trials:
+            if timeout is not None and done and time.monotonic() - started >= timeout:
+                break
+            thresholds = _thresholds(done, cv)
+            asked = [study.ask(space) for _ in range(min(workers, trials - len(done)))]
+            outcomes = evaluate_batch([(dict(t.params), thresholds) for t in asked])
+            for optuna_trial, outcome in zip(asked, outcomes, strict=True):
+                if outcome.fatal:
+                    raise ConfigError(f"{where}: {outcome.error}")
+                for k, mean in enumerate(_running_means(outcome.fold_scores)):
+                    optuna_trial.report(mean, k)
+                trial = _record(optuna_trial.number, dict(optuna_trial.params), outcome, cv)
+                if trial.state == "complete":
+                    study.tell(optuna_trial, trial.value)
+                else:
+                    state = TrialState.PRUNED if trial.state == "pruned" else TrialState.FAIL
+                    study.tell(optuna_trial, state=state)
+                done.append(trial)
+                if progress is not None:
+                    progress(trial)
+
+    complete = [t for t in done if t.state == "complete"]
+    if not complete:
+        first = next((t.error for t in done if t.error), "no trial completed")
+        raise ConfigError(f"{where}.search: all {len(done)} trial(s) failed; first error: {first}")
+    values = [t.value for t in complete if t.value is not None]
+    best_value = max(values) if higher else min(values)
+    best = next(t for t in complete if t.value == best_value)  # the first of any ties
+    return TuningResult(best_params=best.params, best_value=best_value, metric=metric, trials=done)
+
+
+# --- evaluation: module level and plain data, so it pickles to processes and Dask workers ------
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every trial of one ``tune`` call shares."""
+
+    train: pd.DataFrame
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    target: str
+    task: str
+    positive: Any
+    metric: str
+    higher: bool
+    seed: int
+    candidate: dict[str, Any]
+    features: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    fold_scores: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+    fatal: bool = False  # a config problem every trial would hit: stop tuning
+
+
+def _evaluate(job: _Job, params: dict[str, Any], thresholds: list[float | None]) -> _Outcome:
+    """Cross-validate one parameter set, stopping early when it falls behind ``thresholds``."""
+    started = time.perf_counter()
+    candidate = CandidateConfig.model_validate(job.candidate)
+    features = FeaturesConfig.model_validate(job.features)
+    # Warnings are shown, never raised: a caller's "error" filter (pytest -W error) would fail
+    # trials inline that pass in a pool process, where that filter does not exist.
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        return _cross_validate(job, candidate, features, params, thresholds, started)
+
+
+def _cross_validate(
+    job: _Job,
+    candidate: CandidateConfig,
+    features: FeaturesConfig,
+    params: dict[str, Any],
+    thresholds: list[float | None],
+    started: float,
+) -> _Outcome:
+    from conveyor.evaluation.metrics import evaluate
+    from conveyor.training.candidates import fit_candidate
+
+    scores: list[float] = []
+    try:
+        for k, (fit_rows, score_rows) in enumerate(job.folds):
+            model = fit_candidate(
+                job.train.iloc[fit_rows],
+                target=job.target,
+                features=features,
+                candidate=candidate,
+                seed=job.seed,
+                params=params,
+            )
+            metrics = evaluate(
+                model,
+                job.train.iloc[score_rows],
+                target=job.target,
+                task=job.task,
+                positive=job.positive,
+            )
+            if job.metric not in metrics:
+                return _Outcome(
+                    scores,
+                    time.perf_counter() - started,
+                    f"metric {job.metric!r} is not available for {candidate.estimator} "
+                    f"(it gives {', '.join(sorted(metrics))})",
+                    fatal=True,
+                )
+            score = metrics[job.metric]
+            if not math.isfinite(score):
+                raise ValueError(f"{job.metric} is {score} on fold {k}")
+            scores.append(score)
+            mean = statistics.fmean(scores)
+            threshold = thresholds[k]
+            if k < len(job.folds) - 1 and threshold is not None:
+                if (mean < threshold) if job.higher else (mean > threshold):
+                    break
+    except Exception as exc:
+        return _Outcome(scores, time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
+    return _Outcome(scores, time.perf_counter() - started)
+
+
+def _folds(
+    train: pd.DataFrame, *, target: str, task: str, cv: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    splitter = (
+        StratifiedKFold(cv, shuffle=True, random_state=seed)
+        if task == "classification"
+        else KFold(cv, shuffle=True, random_state=seed)
+    )
+    y = train[target]
+    try:
+        return list(splitter.split(train.drop(columns=[target]), y))
+    except ValueError as exc:
+        raise ConfigError(
+            f"training.tuning.cv: cannot make {cv} folds of {len(train)} training rows: {exc}"
+        ) from exc
+
+
+def _running_means(scores: list[float]) -> list[float]:
+    return [statistics.fmean(scores[: k + 1]) for k in range(len(scores))]
+
+
+def _thresholds(done: list[Trial], cv: int) -> list[float | None]:
+    """Per fold k: median running mean of complete trials at k (None: do not prune at k)."""
+    complete = [t for t in done if t.state == "complete"]
+    out: list[float | None] = [None] * cv
+    if len(complete) < _MIN_TRIALS_TO_PRUNE:
+        return out
+    for k in range(1, cv - 1):  # never after fold 0 (too noisy) nor the last (nothing to save)
+        out[k] = statistics.median(statistics.fmean(t.fold_scores[: k + 1]) for t in complete)
+    return out
+
+
+def _record(number: int, params: dict[str, Any], outcome: _Outcome, cv: int) -> Trial:
+    scores, seconds = list(outcome.fold_scores), outcome.seconds
+    if outcome.error is not None:
+        return Trial(number, params, "failed", None, scores, seconds, outcome.error)
+    state = "complete" if len(scores) == cv else "pruned"
+    return Trial(number, params, state, statistics.fmean(scores), scores, seconds)
+
+
+# --- where trials run ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _evaluator(job: _Job, workers: int) -> Iterator[_Batch]:
+    if workers == 1:
+        yield lambda batch: [_evaluate(job, params, thr) for params, thr in batch]
+        return
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        with _process_pool(job, workers) as run:
+            yield run
+        return
+    with worker_client() as client:
+        shared = client.scatter(job)  # the train frame travels once per worker, not per trial
+
+        def run(batch: Sequence[tuple[dict[str, Any], list[float | None]]]) -> list[_Outcome]:
+            futures = [client.submit(_evaluate, shared, p, t, pure=False) for p, t in batch]
+            try:
+                return list(client.gather(futures))
+            except Exception as exc:  # the evaluator catches trial errors: a worker died
+                raise ConveyorError(f"a Dask task evaluating a trial failed: {exc!r}") from exc
+
+        yield run
+
+
+@contextmanager
+def _process_pool(job: _Job, workers: int) -> Iterator[_Batch]:
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # forkserver/spawn, not fork: the parent may hold threads (Dask, BLAS) a fork would copy.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_init_process,
+        initargs=(job, threads),
+    ) as pool:
+
+        def run(batch: Sequence[tuple[dict[str, Any], list[float | None]]]) -> list[_Outcome]:
+            futures = [pool.submit(_evaluate_in_process, p, t) for p, t in batch]
+            try:
+                return [f.result() for f in futures]
+            except BrokenProcessPool as exc:
+                raise ConveyorError(f"a process evaluating a trial died: {exc}") from exc
+
+        yield run
+
+
+_PROCESS_JOB: list[_Job] = []  # set once per pool process by _init_process
+
+
+def _init_process(job: _Job, threads: int) -> None:
+    """Receive the shared job once, and keep OpenMP/BLAS from oversubscribing the CPUs."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)  # libraries loaded from now on
+    threadpool_limits(threads)  # libraries the forkserver had already loaded
+    _PROCESS_JOB[:] = [job]
+
+
+def _evaluate_in_process(params: dict[str, Any], thresholds: list[float | None]) -> _Outcome:
+    return _evaluate(_PROCESS_JOB[0], params, thresholds)
