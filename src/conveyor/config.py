@@ -274,8 +274,8 @@ def apply_override(raw: dict[str, Any], item: str, *, source: str = "--set") -> 
         node = child
     try:
         node[parts[-1]] = yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: override {item!r}: invalid value: {exc}") from exc
+    except yaml.YAMLError:
+        node[parts[-1]] = value  # not YAML (e.g. ">= 0.9"): take it as the plain string
 
 
 def _apply_env(raw: dict[str, Any]) -> None:

@@ -45,7 +45,7 @@ def decide(
         )
         return Decision(True, reason, metric, challenger, None, champion_version)
     gain = challenger - champion if higher_is_better(metric) else champion - challenger
-    won = gain > 0 and gain >= min_improvement
+    won = gain > 0 and gain >= min_improvement - 1e-12  # float noise: 0.82 - 0.80 < 0.02
     verdict = "beats" if won else "does not beat"
     reason = (
         f"{metric} {challenger:.4f} {verdict} champion v{champion_version} "
