@@ -7,17 +7,15 @@ reason, unless ``CONVEYOR_REQUIRE_SERVICES=1`` (as in CI), where a missing servi
 from __future__ import annotations
 
 import os
-
-# Tests train on a few thousand rows, where OpenMP threads in gradient boosting only add
-# contention (badly so on a busy 2-core machine); one thread keeps test times stable.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import os
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+# Tests train on a few thousand rows, where OpenMP threads in gradient boosting only add
+# contention (badly so on a busy 2-core machine); one thread keeps test times stable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
