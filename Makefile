@@ -33,8 +33,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-bench: $(STAMP)
+bench: $(STAMP)  ## benchmarks (tracking.py builds its own venv with MLflow in bench/.venv-peers)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
