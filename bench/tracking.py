@@ -67,7 +67,7 @@ def spread(values: Sequence[float]) -> str:
 
 
 def timing(values: Sequence[float], n: int) -> str:
-    """``median (spread)  ·  N metrics/s``."""
+    """``median (min-max, n=K), N metrics/s``."""
     return f"{spread(values)}, {n / statistics.median(values):,.0f} metrics/s"
 
 

@@ -223,3 +223,17 @@ def test_threaded_local_executor_gives_the_same_outputs(stores):
     with LocalExecutor(artifacts, lambda: metadata) as executor:
         inline = Runner(metadata, artifacts, executor).run(p, use_cache=False)
     assert threaded.ok and threaded.outputs == inline.outputs
+
+
+def test_a_failing_step_keeps_the_metrics_it_logged(runner, stores):
+    metadata, _ = stores
+
+    @step
+    def diverge(ctx):
+        for epoch in range(3):
+            ctx.log_metric("loss", 1.0 / (epoch + 1), iteration=epoch)
+        raise FloatingPointError("loss is nan")
+
+    result = runner.run(pipeline(diverge))
+    assert result.failures == {"diverge": "FloatingPointError: loss is nan"}
+    assert metadata.get_run(result.run_id).metrics == {"loss": 1.0 / 3}

@@ -82,6 +82,7 @@ def execute(
             started_at=started,
             ended_at=time.time(),
             outputs=tuple(ctx.attached),
+            metrics=ctx.metrics,  # a crashed training loop keeps its curve
             error=message,
             traceback=traceback.format_exc(),
             error_type=type(exc).__name__,

@@ -216,6 +216,7 @@ class _Schedule:
             started_at=outcome.started_at,
             ended_at=outcome.ended_at,
             outputs=outcome.outputs,
+            metrics=outcome.metrics,
         )
         self.result.outputs.update({ref.name: ref for ref in outcome.outputs})  # attachments
         self.result.failures[s.name] = error

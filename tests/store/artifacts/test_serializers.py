@@ -105,7 +105,7 @@ def test_every_kind_has_an_encoder_and_a_decoder() -> None:
 
 
 def test_unknown_kind_lists_the_known_ones() -> None:
-    with pytest.raises(SerializationError, match="known: parquet, json, png, joblib"):
+    with pytest.raises(SerializationError, match="known: parquet, json, png, bytes, joblib"):
         deserialize("pickle", b"")
 
 

@@ -266,14 +266,20 @@ class SqlMetadataStore:
         started_at: float | None = None,
         ended_at: float | None = None,
         outputs: Iterable[ArtifactRef] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         """Record a step's failure with its message and traceback (times as the step saw them),
-        and any artifacts it attached before failing (e.g. a validation report)."""
+        and what it attached (e.g. a validation report) or logged before failing."""
         values: dict[str, Any] = {"started_at": started_at} if started_at is not None else {}
         outputs = list(outputs)
         with self._tx() as conn:
             _insert_missing_artifacts(conn, outputs, time.time())
             _insert_edges(conn, step_id, (), outputs)
+            if metrics:
+                run_id = conn.execute(
+                    select(t.steps.c.run_id).where(t.steps.c.id == step_id)
+                ).scalar_one()
+                _insert_metrics(conn, run_id, step_id, metrics, time.time())
             conn.execute(
                 update(t.steps)
                 .where(t.steps.c.id == step_id)
