@@ -22,6 +22,7 @@ def demo(
 
     from conveyor.cli._progress import LiveProgress
     from conveyor.cli.init import scaffold
+    from conveyor.cli.run import export_report
     from conveyor.project import Project
 
     out = console()
@@ -54,6 +55,8 @@ def demo(
             for case, truth, pred in zip(rows["case_id"], rows[target], preds, strict=True):
                 out.print(f"  {case:<10} actual {truth:<10} predicted {pred}")
             record = proj.metadata.get_run(first.run_id)
+            html = proj.load_artifact(first.outputs["report_html"].digest)
+            report_path = export_report(proj.root, first.run_id, html)
     out.rule("summary")
     metrics = {
         k.removeprefix("test."): v for k, v in record.metrics.items() if k.startswith("test.")
@@ -62,6 +65,11 @@ def demo(
         f"  model {reg['name']}:{reg['version']}  "
         + "  ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items()))
     )
+    out.print(
+        f"  {reg['name']}@{reg['alias'] or '-'}: v{reg['version']} ({reg['status']}: "
+        f"{escape(reg['reason'])})"
+    )
+    out.print(f"  report: {report_path}")
     out.print(f"  project folder: {directory.resolve()}")
     out.print(
         f"  next: conveyor runs list -p {directory}   conveyor runs show {first.run_id[:8]} "

@@ -71,7 +71,7 @@ def run(
                 for name, ref in result.outputs.items()
                 if name in ("registration", "rejection", "validation_report", "report_html")
             }
-            report_path = _export_report(proj.root, record.id, found.pop("report_html", None))
+            report_path = export_report(proj.root, record.id, found.pop("report_html", None))
     model = found.get("registration") or found.get("rejection")
     validation = found.get("validation_report")
     summary = run_summary(record)
@@ -154,7 +154,7 @@ def _print_summary(err: Any, record: Any, recovered: list[str]) -> None:
     )
 
 
-def _export_report(root: Path, run_id: str, html: bytes | None) -> Path | None:
+def export_report(root: Path, run_id: str, html: bytes | None) -> Path | None:
     """Write the run's HTML report next to the store, for people to open (the artifact stays
     the source of truth)."""
     if html is None:
