@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from conveyor._version import __version__
-from conveyor.cli import data, demo, init, run, runs
+from conveyor.cli import data, demo, init, lineage, models, run, runs
 
 app = typer.Typer(
     name="conveyor",
@@ -19,6 +19,9 @@ app.command("init")(init.init)
 app.command("run")(run.run)
 app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
+app.command("lineage")(lineage.lineage)
+app.command("audit")(lineage.audit)
 app.command("demo")(demo.demo)
 
 

@@ -496,8 +496,16 @@ class SqlMetadataStore:
                         "register",
                         f"{name}:{version}",
                         reason=reason,
-                        details={"run_id": run_id, "digest": digest},
+                        details={"run_id": run_id, "digest": digest, "status": status},
                     )
+                    if status == "rejected":
+                        _insert_event(
+                            conn,
+                            "reject",
+                            f"{name}:{version}",
+                            reason=reason,
+                            details={"run_id": run_id},
+                        )
                 return _model_version(values)
             except MetadataStorageError as exc:
                 if not _is_unique_violation(exc.__cause__):
@@ -553,60 +561,81 @@ class SqlMetadataStore:
             RegistryError: the version is rejected or archived.
         """
         with self._tx() as conn:
-            status = conn.execute(
-                select(t.model_versions.c.status).where(
-                    and_(t.model_versions.c.name == name, t.model_versions.c.version == version)
-                )
-            ).scalar_one_or_none()
-            if status is None:
-                raise ModelNotFoundError(f"no model version {name}:{version}")
-            if status in ("rejected", "archived"):
-                raise RegistryError(
-                    f"{name}:{version} is {status}; a {status} version cannot be given an alias"
-                )
-            previous = conn.execute(
-                select(t.aliases.c.version).where(
-                    and_(t.aliases.c.name == name, t.aliases.c.alias == alias)
-                )
-            ).scalar_one_or_none()
-            now = time.time()
-            if previous is None:
-                conn.execute(
-                    insert(t.aliases).values(
-                        name=name, alias=alias, version=version, updated_at=now
+            return _move_alias(conn, name, alias, version, reason=reason, action=action)
+
+    def rollback_alias(
+        self, name: str, alias: str, *, to: int | None = None, reason: str | None = None
+    ) -> tuple[int, int]:
+        """Move ``name@alias`` back, in one transaction; returns ``(from_version, to_version)``.
+
+        Without ``to``, the alias returns to the version it held before the current one was
+        promoted: promotions push onto the alias's history, rollbacks pop, so rolling back
+        twice goes back two promotions rather than undoing the first rollback.
+
+        Raises:
+            ModelNotFoundError: the alias is not set.
+            RegistryError: there is no earlier version, or the target is rejected/archived.
+        """
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(t.alias_history.c.version, t.alias_history.c.action)
+                .where(and_(t.alias_history.c.name == name, t.alias_history.c.alias == alias))
+                .order_by(t.alias_history.c.id)
+            ).all()
+            stack: list[int] = []
+            for version, action in rows:
+                if action == "rollback" and version in stack:
+                    last = len(stack) - 1 - stack[::-1].index(version)
+                    del stack[last + 1 :]  # back to where it was
+                else:
+                    stack.append(version)
+            if not stack:
+                raise ModelNotFoundError(f"{name}@{alias} is not set: nothing to roll back")
+            current = stack[-1]
+            if to is None:
+                earlier = [v for v in stack[:-1] if v != current]
+                if not earlier:
+                    raise RegistryError(
+                        f"{name}@{alias} has no earlier version to roll back to "
+                        f"(it has only ever pointed at v{current}); use --to VER"
                     )
-                )
-            else:
-                conn.execute(
-                    update(t.aliases)
-                    .where(and_(t.aliases.c.name == name, t.aliases.c.alias == alias))
-                    .values(version=version, updated_at=now)
-                )
-            actor = current_actor()
-            conn.execute(
-                insert(t.alias_history).values(
-                    name=name,
-                    alias=alias,
-                    version=version,
-                    previous_version=previous,
-                    actor=actor,
-                    reason=reason,
-                    at=now,
-                )
-            )
-            _insert_event(
-                conn,
-                action,
-                f"{name}:{version}",
-                reason=reason,
-                details={"alias": alias, "previous_version": previous},
-            )
-        return None if previous is None else int(previous)
+                to = earlier[-1]
+            if to == current:
+                raise RegistryError(f"{name}@{alias} already points at v{to}")
+            _move_alias(conn, name, alias, to, reason=reason, action="rollback")
+        return current, to
+
+    def aliases(self, name: str | None = None) -> dict[tuple[str, str], int]:
+        """Current aliases: ``(name, alias) -> version``."""
+        query = select(t.aliases.c.name, t.aliases.c.alias, t.aliases.c.version)
+        if name is not None:
+            query = query.where(t.aliases.c.name == name)
+        with self._tx() as conn:
+            return {(n, a): int(v) for n, a, v in conn.execute(query).all()}
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """Every alias move of ``name`` (optionally one alias), oldest first."""
+        query = (
+            select(t.alias_history)
+            .where(t.alias_history.c.name == name)
+            .order_by(t.alias_history.c.id)
+        )
+        if alias is not None:
+            query = query.where(t.alias_history.c.alias == alias)
+        with self._tx() as conn:
+            return [r._asdict() for r in conn.execute(query).all()]
 
     def set_model_status(
-        self, name: str, version: int, status: str, *, reason: str | None = None
+        self,
+        name: str,
+        version: int,
+        status: str,
+        *,
+        reason: str | None = None,
+        action: str | None = None,
     ) -> None:
-        """Change a version's status (``candidate approved rejected archived``), with an event."""
+        """Change a version's status (``candidate approved rejected archived``), with an event
+        named ``action`` (default: the new status)."""
         with self._tx() as conn:
             done = conn.execute(
                 update(t.model_versions)
@@ -615,7 +644,13 @@ class SqlMetadataStore:
             )
             if done.rowcount == 0:
                 raise ModelNotFoundError(f"no model version {name}:{version}")
-            _insert_event(conn, status, f"{name}:{version}", reason=reason, details={})
+            _insert_event(
+                conn,
+                action or status,
+                f"{name}:{version}",
+                reason=reason,
+                details={"status": status},
+            )
 
     def log_trials(
         self, run_id: str, step_name: str, candidate: str, trials: Iterable[Mapping[str, Any]]
@@ -683,11 +718,17 @@ class SqlMetadataStore:
         with self._tx() as conn:
             _insert_event(conn, action, entity, reason=reason, details=details)
 
-    def list_events(self, *, since: float | None = None) -> list[EventRecord]:
-        """Audit events, oldest first."""
+    def list_events(
+        self, *, since: float | None = None, entity: str | None = None
+    ) -> list[EventRecord]:
+        """Audit events, oldest first; ``entity`` keeps those of one model (``name`` or
+        ``name:version``)."""
         query = select(t.events).order_by(t.events.c.id)
         if since is not None:
             query = query.where(t.events.c.at >= since)
+        if entity is not None:
+            exact = t.events.c.entity == entity
+            query = query.where(exact | t.events.c.entity.startswith(f"{entity}:", autoescape=True))
         with self._tx() as conn:
             return [EventRecord(**r._asdict()) for r in conn.execute(query).all()]
 
@@ -702,6 +743,58 @@ def _is_unique_violation(exc: BaseException | None) -> bool:
     if getattr(exc.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
         return True
     return "UNIQUE constraint failed" in str(exc.orig)  # SQLite
+
+
+def _move_alias(
+    conn: Connection, name: str, alias: str, version: int, *, reason: str | None, action: str
+) -> int | None:
+    status = conn.execute(
+        select(t.model_versions.c.status).where(
+            and_(t.model_versions.c.name == name, t.model_versions.c.version == version)
+        )
+    ).scalar_one_or_none()
+    if status is None:
+        raise ModelNotFoundError(f"no model version {name}:{version}")
+    if status in ("rejected", "archived"):
+        raise RegistryError(
+            f"{name}:{version} is {status}; a {status} version cannot be given an alias"
+        )
+    previous = conn.execute(
+        select(t.aliases.c.version).where(
+            and_(t.aliases.c.name == name, t.aliases.c.alias == alias)
+        )
+    ).scalar_one_or_none()
+    now = time.time()
+    if previous is None:
+        conn.execute(
+            insert(t.aliases).values(name=name, alias=alias, version=version, updated_at=now)
+        )
+    else:
+        conn.execute(
+            update(t.aliases)
+            .where(and_(t.aliases.c.name == name, t.aliases.c.alias == alias))
+            .values(version=version, updated_at=now)
+        )
+    conn.execute(
+        insert(t.alias_history).values(
+            name=name,
+            alias=alias,
+            version=version,
+            previous_version=previous,
+            action=action,
+            actor=current_actor(),
+            reason=reason,
+            at=now,
+        )
+    )
+    _insert_event(
+        conn,
+        action,
+        f"{name}:{version}",
+        reason=reason,
+        details={"alias": alias, "previous_version": previous},
+    )
+    return None if previous is None else int(previous)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -155,6 +155,7 @@ alias_history = Table(
     Column("alias", String(100), nullable=False),
     Column("version", Integer),
     Column("previous_version", Integer),
+    Column("action", String(20), nullable=False, server_default="promote"),  # or rollback
     Column("actor", String(200), nullable=False),
     Column("reason", Text),
     Column("at", Float, nullable=False),
