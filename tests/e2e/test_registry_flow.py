@@ -141,3 +141,14 @@ def test_approval_flow_and_archive(tmp_path: Path) -> None:
     events = json.loads(conveyor("audit", "-p", project, "--json", "--model", NAME).stdout)
     approve = next(e for e in events if e["action"] == "approve")
     assert (approve["actor"], approve["reason"]) == ("alice", "reviewed the report")
+
+
+def test_reproduce_rebuilds_a_bit_identical_model(trained_twice: Path) -> None:
+    proc = conveyor("reproduce", f"{NAME}:2", "-p", trained_twice, "--json", timeout=300)
+    outcome = json.loads(proc.stdout)
+    assert outcome["digest_match"] is True, outcome
+    assert outcome["metrics_match"] is True
+    assert outcome["notes"] == []
+    assert "model artifact identical" in proc.stderr
+    with Project.load(trained_twice) as proj:  # the scratch run touched nothing here
+        assert len(proj.metadata.list_model_versions(NAME)) == 2

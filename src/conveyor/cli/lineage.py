@@ -152,3 +152,38 @@ def _print_dataset(data: dict[str, Any]) -> None:
         )
     if not data["models"]:
         out.print("  -> no model version was trained on it")
+
+
+def reproduce(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS.")],
+    project: ProjectOpt = Path("."),
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the scratch project.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Re-run the recorded line on the recorded data and config; exit 1 unless it matches."""
+    import shutil
+
+    from conveyor.cli._output import EXIT_FAILURE
+    from conveyor.cli._progress import LiveProgress
+    from conveyor.project import Project
+    from conveyor.reproduce import reproduce as run_reproduction
+
+    err = console(stderr=True)
+    with conveyor_errors(), Project.load(project) as proj:
+        outcome = run_reproduction(proj, ref, hooks=LiveProgress(err))
+    if not keep:
+        shutil.rmtree(outcome.scratch, ignore_errors=True)
+    if json_:
+        print_json(outcome.to_dict())
+    verdict = "[green]identical[/]" if outcome.digest_match else "[red]different[/]"
+    err.print(
+        f"{outcome.model}: model artifact {verdict} "
+        f"({outcome.original_digest[:12]} vs {(outcome.reproduced_digest or '-')[:12]}), "
+        f"metrics {'match' if outcome.metrics_match else 'differ'}"
+    )
+    for note in outcome.notes:
+        err.print(f"  note: {escape(note)}")
+    if keep:
+        err.print(f"  scratch project kept in {outcome.scratch}")
+    if not (outcome.digest_match and outcome.metrics_match):
+        raise typer.Exit(EXIT_FAILURE)

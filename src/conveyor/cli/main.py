@@ -22,6 +22,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.command("lineage")(lineage.lineage)
 app.command("audit")(lineage.audit)
+app.command("reproduce")(lineage.reproduce)
 app.command("demo")(demo.demo)
 
 

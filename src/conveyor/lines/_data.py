@@ -19,9 +19,14 @@ if TYPE_CHECKING:
     from conveyor.pipeline import StepContext
 
 
+def project_schema(data: DataConfig, base_dir: Path) -> Schema:
+    """The data contract of the project (an empty one when ``data.schema`` is not set)."""
+    return load_schema(base_dir / data.schema_file) if data.schema_file else Schema()
+
+
 def data_steps(data: DataConfig, base_dir: Path) -> list[Step]:
     """ingest (source -> raw), validate (raw -> clean, report), split (clean -> train/test)."""
-    schema = load_schema(base_dir / data.schema_file) if data.schema_file else Schema()
+    schema = project_schema(data, base_dir)
     target_spec = schema.columns.get(data.target)
     if schema.columns and target_spec is None:
         raise ConfigError(f"data.target: {data.target!r} is not a column of {data.schema_file}")

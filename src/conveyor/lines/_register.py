@@ -30,6 +30,7 @@ def register(
     min_improvement: float,
     alias: str,
     require_approval: bool,
+    schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register the best model; promote it to ``alias`` when gates pass and it beats the champion.
 
@@ -70,11 +71,7 @@ def register(
         run_id=ctx.run_id,
         dataset=dataset["fingerprint"],
         metrics=evaluation["metrics"],
-        signature={
-            "columns": evaluation["signature"],
-            "task": evaluation["task"],
-            "target": target,
-        },
+        signature=_signature(evaluation, schema or {}, target),
         tags={"candidate": evaluation["best"]},
         git_commit=run.git_commit,
         config_hash=run.config_hash,
@@ -106,6 +103,16 @@ def register(
             f"{model_name}:{record.version} {reason}; registered as rejected, nothing promoted"
         )
     return registration
+
+
+def _signature(evaluation: dict[str, Any], schema: dict[str, Any], target: str) -> dict[str, Any]:
+    """The model's inputs: names and dtypes as trained, with the schema's categories and
+    ranges (what serving validates requests against)."""
+    columns = {
+        name: {**schema.get(name, {"dtype": trained}), "trained_dtype": trained}
+        for name, trained in evaluation["signature"].items()
+    }
+    return {"columns": columns, "task": evaluation["task"], "target": target}
 
 
 def _champion(

@@ -9,7 +9,7 @@ from conveyor.config import CandidateConfig, FeaturesConfig, ProjectConfig
 from conveyor.errors import ConfigError
 from conveyor.evaluation import gates as gate_rules
 from conveyor.evaluation import metrics
-from conveyor.lines._data import data_steps
+from conveyor.lines._data import data_steps, project_schema
 from conveyor.lines._register import register
 from conveyor.pipeline import Pipeline, Step
 
@@ -140,12 +140,28 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "target": data.target,
                 "positive": data.positive_class,
                 "min_improvement": config.evaluation.min_improvement,
+                "schema": _signature_rules(project_schema(data, base_dir), data.target),
                 "alias": registry.promote.alias,
                 "require_approval": registry.promote.require_approval,
             },
         ),
     ]
     return Pipeline(steps, name="train")
+
+
+def _signature_rules(schema: Any, target: str) -> dict[str, Any]:
+    """Per input column, what the contract says: dtype, nullable, categories, range."""
+    rules: dict[str, Any] = {}
+    for name, spec in schema.columns.items():
+        if name == target:
+            continue
+        rule = {"dtype": spec.dtype, "nullable": spec.rule("nullable")[0]}
+        for check in ("allowed", "min", "max"):
+            value = spec.rule(check)[0]
+            if value is not None:
+                rule[check] = value
+        rules[name] = rule
+    return rules
 
 
 def _check_derive(features: FeaturesConfig) -> None:
