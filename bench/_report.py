@@ -42,3 +42,15 @@ def section(name: str, goal: str, fn: Callable[[], list[Row]]) -> list[Row]:
     except Exception as exc:
         traceback.print_exc()
         return [Row(name, f"error: {type(exc).__name__}", goal, "FAIL")]
+
+
+def check(seconds: float, goal: float) -> str:
+    """``ok`` when a time meets its goal, else ``FAIL``."""
+    return "ok" if seconds <= goal else "FAIL"
+
+
+def fmt(seconds: float) -> str:
+    """Seconds as ``45 us`` below a millisecond, ``12.3 ms`` below a second, else ``1.23 s``."""
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f} us"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _report import Row, print_table, section
+from _report import Row, check, fmt, print_table, section
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -38,17 +38,6 @@ HELP_REPEAT = 5
 IMPORT_TOP = 5
 # Settings that would point the benchmark at someone else's store or project.
 _ENV_OVERRIDES = ("CONVEYOR_PROJECT", "CONVEYOR_METADATA_URL", "CONVEYOR_ARTIFACTS_URI")
-
-
-def check(seconds: float, goal: float) -> str:
-    return "ok" if seconds <= goal else "FAIL"
-
-
-def fmt(seconds: float) -> str:
-    """Seconds as ``45 us`` below a millisecond, ``12.3 ms`` below a second, else ``1.23 s``."""
-    if seconds < 0.001:
-        return f"{seconds * 1e6:.0f} us"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def spread(values: Sequence[float]) -> str:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _report import Row, print_table, section
+from _report import Row, fmt, print_table, section
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -75,13 +75,6 @@ SHARED_IMPORTS = (
     "conveyor.training.tuning",
 )
 OPTIONAL_SHARED_IMPORTS = ("distributed",)  # tune() looks for a Dask worker when installed
-
-
-def fmt(seconds: float) -> str:
-    """Seconds as ``45 us`` below a millisecond, ``12.3 ms`` below a second, else ``1.23 s``."""
-    if seconds < 0.001:
-        return f"{seconds * 1e6:.0f} us"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def signed(seconds: float) -> str:

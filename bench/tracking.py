@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _peers import PEERS, PeerEnvError, peer_python
-from _report import Row, print_table, section
+from _report import Row, fmt, print_table, section
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,13 +48,6 @@ _ENV_OVERRIDES = (
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_RUN_ID",
 )
-
-
-def fmt(seconds: float) -> str:
-    """Seconds as ``45 us`` below a millisecond, ``12.3 ms`` below a second, else ``1.23 s``."""
-    if seconds < 0.001:
-        return f"{seconds * 1e6:.0f} us"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def spread(values: Sequence[float]) -> str:

@@ -33,7 +33,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _report import Row, print_table, section
+from _report import Row, check, fmt, print_table, section
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -54,17 +54,6 @@ PHASES = {
     "_apply": "apply severities (drop rows, clip)",
 }
 NESTED = {"_failures_from_pandera"}  # runs inside _column_checks: not added to the total
-
-
-def check(seconds: float, goal: float) -> str:
-    return "ok" if seconds <= goal else "FAIL"
-
-
-def fmt(seconds: float) -> str:
-    """Seconds as ``45 us`` below a millisecond, ``12.3 ms`` below a second, else ``1.23 s``."""
-    if seconds < 0.001:
-        return f"{seconds * 1e6:.0f} us"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def fmt_mb(n_bytes: float) -> str:

@@ -468,8 +468,8 @@ def test_register_model_version_numbers_versions_per_name(
     events = [e for e in store.list_events() if e.action == "register"]
     assert [e.entity for e in events] == ["visa:1", "visa:2", "visa:3", "fraud:1", "visa:4"]
     assert {e.actor for e in events} == {"alice@example.com"}
-    assert events[0].details == {"run_id": run_id, "digest": digest}
-    assert events[3].details == {"run_id": None, "digest": _digest("m2")}
+    assert events[0].details == {"run_id": run_id, "digest": digest, "status": "candidate"}
+    assert events[3].details == {"run_id": None, "digest": _digest("m2"), "status": "candidate"}
 
 
 def test_register_model_version_stores_every_field(store: SqlMetadataStore) -> None:
