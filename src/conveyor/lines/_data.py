@@ -24,9 +24,9 @@ def project_schema(data: DataConfig, base_dir: Path) -> Schema:
     return load_schema(base_dir / data.schema_file) if data.schema_file else Schema()
 
 
-def data_steps(data: DataConfig, base_dir: Path) -> list[Step]:
+def data_steps(data: DataConfig, base_dir: Path, *, schema: Schema | None = None) -> list[Step]:
     """ingest (source -> raw), validate (raw -> clean, report), split (clean -> train/test)."""
-    schema = project_schema(data, base_dir)
+    schema = schema if schema is not None else project_schema(data, base_dir)
     target_spec = schema.columns.get(data.target)
     if schema.columns and target_spec is None:
         raise ConfigError(f"data.target: {data.target!r} is not a column of {data.schema_file}")

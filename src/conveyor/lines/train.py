@@ -40,9 +40,17 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
     _check_derive(config.features)
     seed = data.split.seed
     features = config.features.model_dump()
-    steps = data_steps(data, base_dir)
+    schema = project_schema(data, base_dir)
+    steps = data_steps(data, base_dir, schema=schema)
     for candidate in training.candidates:
         inputs = {"train": "train"}
+        # what fitting this candidate depends on, shared by its tune and train steps
+        fit = {
+            "target": data.target,
+            "features": features,
+            "candidate": candidate.model_dump(),
+            "seed": seed,
+        }
         if candidate.search:
             if training.tuning is None:
                 raise ConfigError(
@@ -57,10 +65,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                     inputs={"train": "train"},
                     outputs=(f"tuning_{candidate.name}",),
                     params={
-                        "target": data.target,
-                        "features": features,
-                        "candidate": candidate.model_dump(),
-                        "seed": seed,
+                        **fit,
                         "task": training.task,
                         "positive": data.positive_class,
                         "trials": tuning.trials,
@@ -78,12 +83,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 f"train_{candidate.name}",
                 inputs=inputs,
                 outputs=(f"model_{candidate.name}",),
-                params={
-                    "target": data.target,
-                    "features": features,
-                    "candidate": candidate.model_dump(),
-                    "seed": seed,
-                },
+                params=fit,
             )
         )
     steps += [
@@ -140,7 +140,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "target": data.target,
                 "positive": data.positive_class,
                 "min_improvement": config.evaluation.min_improvement,
-                "schema": _signature_rules(project_schema(data, base_dir), data.target),
+                "schema": _signature_rules(schema, data.target),
                 "alias": registry.promote.alias,
                 "require_approval": registry.promote.require_approval,
             },
