@@ -90,7 +90,11 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
         Step(
             _evaluate,
             "evaluate",
-            inputs={"test": "test", **{f"model_{n}": f"model_{n}" for n in names}},
+            inputs={
+                "test": "test",
+                **{f"model_{n}": f"model_{n}" for n in names},
+                **{f"tuning_{c.name}": f"tuning_{c.name}" for c in training.candidates if c.search},
+            },
             outputs=("model", "evaluation"),
             params={
                 "target": data.target,
@@ -255,24 +259,33 @@ def _evaluate(
     task: str | None,
     positive: Any,
     primary: str,
-    **models: Any,
+    **fitted: Any,
 ) -> tuple[Any, dict[str, Any]]:
     task = task or metrics.infer_task(test[target])
+    models = {k: v for k, v in fitted.items() if k.startswith("model_")}
     board: list[dict[str, Any]] = []
     for key, model in sorted(models.items()):
         name = key.removeprefix("model_")
+        tuning = fitted.get(f"tuning_{name}")
         scores = metrics.evaluate(model, test, target=target, task=task, positive=positive)
         if primary not in scores:
             raise ConfigError(
                 f"evaluation.primary: {primary!r} is not a {task} metric; "
                 f"choose from {sorted(scores)}"
             )
-        params = model.named_steps["estimator"].get_params(deep=False)
         board.append(
             {
                 "candidate": name,
                 "metrics": scores,
-                "params": {k: _plain(v) for k, v in sorted(params.items())},
+                "params": _set_params(model.named_steps["estimator"]),
+                "tuning": None
+                if tuning is None
+                else {
+                    "trials": tuning["trials"],
+                    "best_value": tuning["best_value"],
+                    "metric": tuning["metric"],
+                    "best_params": tuning["best_params"],
+                },
             }
         )
         ctx.log_metrics({f"{name}.{k}": v for k, v in scores.items()})
@@ -350,6 +363,20 @@ def _report(
         "diagnostics": diagnostics,
     }
     return build_report(payload)
+
+
+def _set_params(estimator: Any) -> dict[str, Any]:
+    """The estimator's parameters that differ from its class defaults (configured or tuned):
+    the ones worth showing next to its scores."""
+    try:
+        defaults = type(estimator)().get_params(deep=False)
+    except TypeError:  # an estimator with required arguments: show everything
+        defaults = {}
+    return {
+        k: _plain(v)
+        for k, v in sorted(estimator.get_params(deep=False).items())
+        if k not in defaults or repr(defaults[k]) != repr(v)
+    }
 
 
 def _plain(value: Any) -> Any:
