@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conveyor.errors import RegistryError
+from conveyor.registry.versions import aliases_holding
 
 if TYPE_CHECKING:
     from conveyor.store.metadata import ModelVersionRecord, SqlMetadataStore
@@ -98,7 +99,7 @@ def archive(metadata: SqlMetadataStore, name: str, version: int, *, reason: str)
     Raises:
         RegistryError: an alias points at the version.
     """
-    held = [a for (n, a), v in metadata.aliases(name).items() if v == version and n == name]
+    held = aliases_holding(metadata, name, version)
     if held:
         raise RegistryError(
             f"{name}:{version} is {name}@{', @'.join(held)}; move the alias first "

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import NotFoundError
-from conveyor.registry.versions import resolve
+from conveyor.registry.versions import aliases_holding, resolve
 
 if TYPE_CHECKING:
     from conveyor.store.artifacts import AbstractArtifactStore
@@ -36,7 +36,7 @@ def model_lineage(
         for h in metadata.alias_history(model.name)
         if h["version"] == model.version or h["previous_version"] == model.version
     ]
-    holding = sorted(a for (_, a), v in metadata.aliases(model.name).items() if v == model.version)
+    holding = aliases_holding(metadata, model.name, model.version)
     return {
         "model": {k: v for k, v in asdict(model).items()},
         "dataset": _dataset(metadata, model.dataset),
@@ -87,9 +87,7 @@ def dataset_lineage(metadata: SqlMetadataStore, fingerprint: str) -> dict[str, A
                 "status": m.status,
                 "run_id": m.run_id,
                 "metrics": m.metrics,
-                "aliases": sorted(
-                    a for (n, a), v in metadata.aliases(m.name).items() if v == m.version
-                ),
+                "aliases": aliases_holding(metadata, m.name, m.version),
             }
             for m in versions
         ],

@@ -38,6 +38,11 @@ def resolve(metadata: SqlMetadataStore, ref: str) -> ModelVersionRecord:
     return metadata.get_model_version(name, which)
 
 
+def aliases_holding(metadata: SqlMetadataStore, name: str, version: int) -> list[str]:
+    """The aliases of ``name`` that point at ``version``, sorted."""
+    return sorted(a for (_, a), v in metadata.aliases(name).items() if v == version)
+
+
 def load(metadata: SqlMetadataStore, artifacts: AbstractArtifactStore, ref: str) -> Any:
     """Load a model version's object after verifying its artifact hash."""
     record = resolve(metadata, ref)
