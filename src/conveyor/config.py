@@ -158,12 +158,18 @@ class RegistryConfig(_Section):
 
 
 class ServingConfig(_Section):
-    """Online serving settings."""
+    """Online serving settings (``conveyor serve`` flags override them)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
     auth: Literal["api_key", "none"] = "api_key"
+    public_docs: bool = False  # /docs and /openapi.json readable without a key
     log_predictions: bool = True
+    unknown_categories: Literal["reject", "unknown"] = "reject"
+    max_records: int = Field(1000, ge=1)  # per JSON request
+    max_body_mb: float = Field(8, gt=0)  # JSON request bodies
+    max_file_mb: float = Field(256, gt=0)  # uploads to /v1/predict/file
 
 
 class DriftConfig(_Section):

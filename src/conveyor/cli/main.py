@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from conveyor._version import __version__
-from conveyor.cli import data, demo, init, lineage, models, run, runs
+from conveyor.cli import data, demo, init, keys, lineage, models, run, runs, serve
 
 app = typer.Typer(
     name="conveyor",
@@ -23,6 +23,9 @@ app.add_typer(models.app, name="models")
 app.command("lineage")(lineage.lineage)
 app.command("audit")(lineage.audit)
 app.command("reproduce")(lineage.reproduce)
+app.command("serve")(serve.serve)
+app.command("predict")(serve.predict)
+app.add_typer(keys.app, name="keys")
 app.command("demo")(demo.demo)
 
 

@@ -17,11 +17,13 @@ from conveyor.data import _credentials
 from conveyor.errors import DataValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
     from conveyor.config import SourceConfig
 
-__all__ = ["FILE_TYPES", "describe", "file_checksum", "load", "resolve_path"]
+__all__ = ["FILE_TYPES", "describe", "file_checksum", "iter_chunks", "load", "resolve_path"]
 
 FILE_TYPES = ("csv", "parquet")
 
@@ -143,6 +145,58 @@ def _load_file(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         if hint:
             raise _credentials.error(name, f"parsed into a single column{hint}", secrets)
     return frame
+
+
+def iter_chunks(
+    source: SourceConfig, base_dir: Path, *, rows: int
+) -> tuple[int | None, Iterator[pd.DataFrame]]:
+    """A csv or parquet file in chunks of about ``rows`` rows, for bounded-memory scoring.
+
+    Returns the row count when the format records it (parquet), and the chunks. The file is
+    checked first (exists, not empty), with the same messages as :func:`load`.
+
+    Raises:
+        DataValidationError: the file is missing, empty or unreadable, naming it.
+    """
+    if source.type not in FILE_TYPES:
+        raise DataValidationError(f"chunked reading needs a csv or parquet file, not {source.type}")
+    path, storage, secrets = _file_target(source, base_dir)
+    name = _credentials.mask_uri(path)
+    fs, fs_path = _filesystem(path, storage, name, secrets)
+    info = _stat(fs, fs_path, name, secrets)
+    if info.get("size") == 0:
+        raise _credentials.error(name, "is empty (0 bytes)", secrets)
+    options = {k: v for k, v in source.options.items() if k != "storage_options"}
+    total: int | None = None
+    if source.type == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            total = pq.ParquetFile(fs.open(fs_path, "rb")).metadata.num_rows
+        except Exception as exc:  # not parquet, truncated
+            raise _file_error(exc, "parquet", name, fs, fs_path, options, secrets) from None
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        error: DataValidationError | None = None
+        try:
+            with fs.open(fs_path, "rb") as fh:
+                if source.type == "parquet":
+                    import pyarrow.parquet as pq
+
+                    for batch in pq.ParquetFile(fh).iter_batches(batch_size=rows):
+                        yield batch.to_pandas()
+                else:
+                    yield from pd.read_csv(fh, chunksize=rows, **options)
+        except DataValidationError:
+            raise
+        except Exception as exc:  # pandas, pyarrow and fsspec raise many types
+            error = _file_error(exc, source.type, name, fs, fs_path, options, secrets)
+        if error is not None:
+            raise error from None
+
+    return total, chunks()
 
 
 def _file_target(source: SourceConfig, base_dir: Path) -> tuple[str, dict[str, Any], list[str]]:

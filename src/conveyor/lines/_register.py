@@ -31,6 +31,7 @@ def register(
     alias: str,
     require_approval: bool,
     schema: dict[str, Any] | None = None,
+    unused_columns: list[str] | None = None,
 ) -> dict[str, Any]:
     """Register the best model; promote it to ``alias`` when gates pass and it beats the champion.
 
@@ -71,7 +72,7 @@ def register(
         run_id=ctx.run_id,
         dataset=dataset["fingerprint"],
         metrics=evaluation["metrics"],
-        signature=_signature(evaluation, schema or {}, target),
+        signature=_signature(evaluation, schema or {}, target, unused_columns or []),
         tags={"candidate": evaluation["best"]},
         git_commit=run.git_commit,
         config_hash=run.config_hash,
@@ -105,14 +106,22 @@ def register(
     return registration
 
 
-def _signature(evaluation: dict[str, Any], schema: dict[str, Any], target: str) -> dict[str, Any]:
+def _signature(
+    evaluation: dict[str, Any], schema: dict[str, Any], target: str, unused: list[str]
+) -> dict[str, Any]:
     """The model's inputs: names and dtypes as trained, with the schema's categories and
-    ranges (what serving validates requests against)."""
+    ranges (what serving validates requests against); ``unused`` columns (ids the features
+    drop) are optional when serving."""
     columns = {
         name: {**schema.get(name, {"dtype": trained}), "trained_dtype": trained}
         for name, trained in evaluation["signature"].items()
     }
-    return {"columns": columns, "task": evaluation["task"], "target": target}
+    return {
+        "columns": columns,
+        "task": evaluation["task"],
+        "target": target,
+        "unused": [c for c in unused if c in columns],
+    }
 
 
 def _champion(

@@ -145,6 +145,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "positive": data.positive_class,
                 "min_improvement": config.evaluation.min_improvement,
                 "schema": _signature_rules(schema, data.target),
+                "unused_columns": list(config.features.drop),
                 "alias": registry.promote.alias,
                 "require_approval": registry.promote.require_approval,
             },

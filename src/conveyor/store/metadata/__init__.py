@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import MetadataStorageError
 from conveyor.store.metadata.records import (
+    ApiKeyRecord,
     ArtifactRef,
     CacheHit,
     DatasetRecord,
     EventRecord,
     ModelVersionRecord,
+    PredictionLogRecord,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -24,11 +26,13 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 __all__ = [
+    "ApiKeyRecord",
     "ArtifactRef",
     "CacheHit",
     "DatasetRecord",
     "EventRecord",
     "ModelVersionRecord",
+    "PredictionLogRecord",
     "RunRecord",
     "RunStatus",
     "SqlMetadataStore",

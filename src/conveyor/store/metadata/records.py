@@ -149,3 +149,35 @@ class EventRecord:
     entity: str
     reason: str | None
     details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key of the model server: its public id, name and salted hash (never the secret)."""
+
+    key_id: str
+    name: str
+    salt: str
+    hash: str
+    created_at: float
+    created_by: str
+    revoked_at: float | None
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the key was revoked."""
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionLogRecord:
+    """One Parquet partition of the server's prediction log."""
+
+    id: int
+    model_name: str
+    model_version: int
+    digest: str
+    n_rows: int
+    first_at: float
+    last_at: float
+    created_at: float

@@ -43,11 +43,12 @@ from conveyor.store.metadata._base import (
     current_actor,
 )
 from conveyor.store.metadata._registry import RegistryMixin
+from conveyor.store.metadata._serving import ServingMixin
 
 __all__ = ["ACTOR_ENV", "SqlMetadataStore", "current_actor"]
 
 
-class SqlMetadataStore(RegistryMixin):
+class SqlMetadataStore(RegistryMixin, ServingMixin):
     """The metadata store on a SQLAlchemy engine (open one with ``open_metadata_store``)."""
 
     # -- runs -----------------------------------------------------------------------------

@@ -193,3 +193,32 @@ trials = Table(
     Column("error", Text),
     Index("ix_trials_run", "run_id", "candidate"),
 )
+
+# API keys for the model server: only a salted hash of the secret part is stored.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("hash", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", Float),
+    UniqueConstraint("name"),
+)
+
+# Index of the server's prediction log: one row per Parquet partition in the artifact store.
+prediction_logs = Table(
+    "prediction_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("digest", String(64), ForeignKey("artifacts.digest"), nullable=False),
+    Column("n_rows", Integer, nullable=False),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_prediction_logs_model", "model_name", "last_at"),
+)

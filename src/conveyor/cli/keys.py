@@ -1,0 +1,94 @@
+"""``conveyor keys``: create, list and revoke the model server's API keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
+from conveyor.cli._output import EXIT_USAGE, console, conveyor_errors, fmt_time, print_json
+
+app = typer.Typer(help="API keys of the model server: create, list, revoke.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Option("--name", "-n", help="A unique name (who or what uses it).")],
+    project: ProjectOpt = Path("."),
+    json_: JsonOpt = False,
+) -> None:
+    """Create a key and print it ONCE: only its salted hash is stored."""
+    from conveyor.project import Project
+    from conveyor.serving.auth import create_key
+
+    with conveyor_errors(), Project.load(project) as proj:
+        try:
+            new = create_key(proj.metadata, name)
+        except ValueError as exc:
+            console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from None
+    if json_:
+        print_json({"name": name, "id": new.record.key_id, "key": new.token})
+        return
+    out = console()
+    out.print(f"Created API key [bold]{escape(name)}[/] (id {new.record.key_id}):\n")
+    out.print(new.token, soft_wrap=True, markup=False)
+    out.print(
+        "\nStore it now: it cannot be shown again. Send it as 'Authorization: Bearer KEY' "
+        "or 'X-API-Key: KEY'."
+    )
+
+
+@app.command("list")
+def list_(project: ProjectOpt = Path("."), json_: JsonOpt = False) -> None:
+    """Keys with their id, creator, creation time and whether they were revoked."""
+    from rich.table import Table
+
+    from conveyor.project import Project
+
+    with conveyor_errors(), Project.load(project) as proj:
+        keys = proj.metadata.list_api_keys()
+    rows = [
+        {
+            "name": k.name,
+            "id": k.key_id,
+            "created_by": k.created_by,
+            "created_at": k.created_at,
+            "revoked_at": k.revoked_at,
+            "status": "revoked" if k.revoked else "active",
+        }
+        for k in keys
+    ]
+    if json_:
+        print_json(rows)
+        return
+    table = Table(title=f"API keys in {proj.root}", title_justify="left")
+    for col in ("name", "id", "status", "created by", "created", "revoked"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            escape(str(r["name"])),
+            str(r["id"]),
+            "[red]revoked[/]" if r["revoked_at"] else "[green]active[/]",
+            escape(str(r["created_by"])),
+            fmt_time(r["created_at"]),  # type: ignore[arg-type]
+            fmt_time(r["revoked_at"]),  # type: ignore[arg-type]
+        )
+    console().print(table if rows else "no API keys yet: conveyor keys create --name NAME")
+
+
+@app.command("revoke")
+def revoke(
+    name: Annotated[str, typer.Argument(help="The key's name or id.")],
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (audit log).")] = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Revoke a key: running servers refuse it (403) within about a second."""
+    from conveyor.project import Project
+
+    with conveyor_errors(), Project.load(project) as proj:
+        key = proj.metadata.revoke_api_key(name, reason=reason)
+    console().print(f"revoked API key {escape(key.name)} (id {key.key_id})")

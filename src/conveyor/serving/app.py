@@ -1,0 +1,226 @@
+"""The app factory: a FastAPI server for one registered model (``NAME@ALIAS`` or ``NAME:VER``).
+
+Run it with ``conveyor serve``; build it in code with :func:`create_app`. With several uvicorn
+workers each process builds its own app from :func:`app_from_env`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from conveyor._version import __version__
+from conveyor.serving import errors
+from conveyor.serving.auth import KeyRing
+from conveyor.serving.batcher import MicroBatcher
+from conveyor.serving.deps import ServingState, authenticate
+from conveyor.serving.metrics import ServerMetrics
+from conveyor.serving.model import ModelWatcher, load_version
+from conveyor.serving.predlog import PredictionLog
+from conveyor.serving.routes import health, models, predict
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from conveyor.project import Project
+    from conveyor.serving.contract import UnknownPolicy
+    from conveyor.serving.model import LoadedModel
+
+log = logging.getLogger("conveyor.serving")
+
+SETTINGS_ENV = "CONVEYOR_SERVE_SETTINGS"
+PUBLIC_ROUTES = ("/health", "/ready")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """How the server runs (from conveyor.yaml ``serving:`` and ``conveyor serve`` flags)."""
+
+    project: str
+    model: str  # NAME@ALIAS (followed) or NAME:VER (pinned)
+    auth: bool = True
+    public_docs: bool = False  # /docs and /openapi.json without a key
+    unknown_categories: UnknownPolicy = "reject"
+    max_records: int = 1000
+    max_body_bytes: int = 8 << 20
+    max_file_bytes: int = 256 << 20
+    max_batch_rows: int = 1024
+    poll_seconds: float = 1.0
+    log_predictions: bool = True
+    log_flush_seconds: float = 2.0
+    log_flush_rows: int = 5000
+
+    def to_env(self) -> str:
+        """JSON for :data:`SETTINGS_ENV` (how worker processes get the settings)."""
+        return json.dumps(asdict(self))
+
+
+def create_app(settings: ServeSettings, project: Project | None = None) -> FastAPI:
+    """Build the server: load and verify the model now (errors surface before serving).
+
+    Raises:
+        ModelNotFoundError, ArtifactCorruptedError, ConfigError: the model cannot be served.
+    """
+    from conveyor.project import Project
+
+    proj = project or Project.load(settings.project)
+    metadata, artifacts = proj.metadata, proj.artifacts
+
+    def load(ref: str) -> LoadedModel:
+        return load_version(
+            metadata,
+            artifacts,
+            ref,
+            unknown=settings.unknown_categories,
+            max_records=settings.max_records,
+        )
+
+    routes = {
+        "/health",
+        "/ready",
+        "/v1/model",
+        "/v1/predict",
+        "/v1/predict/file",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    }
+    metrics = ServerMetrics(routes)
+    keys = KeyRing(metadata.list_api_keys) if settings.auth else None
+
+    def on_swap(old: LoadedModel, new: LoadedModel) -> None:
+        metrics.swaps.inc()
+        metrics.model_version.labels(new.record.name).set(new.record.version)
+
+    watcher = ModelWatcher(
+        load,
+        metadata.get_alias,
+        settings.model,
+        interval=settings.poll_seconds,
+        on_poll=keys.refresh if keys is not None else None,
+        on_swap=on_swap,
+    )
+    metrics.model_version.labels(watcher.current.record.name).set(watcher.current.record.version)
+    state = ServingState(settings, watcher, metrics, keys)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.log_predictions:
+            state.predlog = PredictionLog(
+                metadata,
+                artifacts,
+                flush_rows=settings.log_flush_rows,
+                flush_seconds=settings.log_flush_seconds,
+                on_written=metrics.log_rows.inc,
+                on_error=metrics.log_errors.inc,
+            )
+        state.batcher = MicroBatcher(
+            lambda: watcher.current,
+            max_rows=settings.max_batch_rows,
+            on_batch=lambda batch: predict.record_batch(state, batch),
+        )
+        state.batcher.start()
+        watcher.start()
+        log.info("serving %s (%s)", watcher.current.ref, settings.model)
+        try:
+            yield
+        finally:
+            watcher.stop()
+            await state.batcher.stop()
+            if state.predlog is not None:
+                state.predlog.close()
+            if project is None:
+                proj.close()
+
+    app = FastAPI(
+        title=f"conveyor: {watcher.current.record.name}",
+        version=__version__,
+        description=_description(settings),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.conveyor = state
+    errors.install(app)
+    secured = [] if keys is None else [Depends(authenticate)]
+    docs = [] if settings.public_docs else secured
+    app.include_router(health.router)
+    app.include_router(models.router, dependencies=secured)
+    app.include_router(predict.router, dependencies=secured)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _openapi(app, state)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=docs)
+    def openapi_json() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=docs)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+
+    app.add_middleware(_Metered, metrics=metrics)
+    return app
+
+
+class _Metered:
+    """ASGI middleware counting every request (see :meth:`ServerMetrics.middleware`)."""
+
+    def __init__(self, app: Any, metrics: ServerMetrics) -> None:
+        self._wrapped = metrics.middleware(app)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._wrapped(scope, receive, send)
+
+
+def app_from_env() -> FastAPI:
+    """The app for a uvicorn worker process: settings from ``$CONVEYOR_SERVE_SETTINGS``."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if not raw:
+        raise RuntimeError(f"${SETTINGS_ENV} is not set; start the server with `conveyor serve`")
+    return create_app(ServeSettings(**json.loads(raw)))
+
+
+def _openapi(app: FastAPI, state: ServingState) -> dict[str, Any]:
+    """FastAPI's schema plus the request schemas generated from the model's signature."""
+    spec = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    contract = state.watcher.current.contract
+    request_schema = contract.request_model.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    components.update(request_schema.pop("$defs", {}))
+    components["PredictRequest"] = request_schema
+    return spec
+
+
+def _description(settings: ServeSettings) -> str:
+    auth = (
+        "Send an API key as `Authorization: Bearer KEY` or `X-API-Key: KEY` "
+        "(create one with `conveyor keys create --name NAME`). /health and /ready are open."
+        if settings.auth
+        else "**Authentication is off** (started with --no-auth)."
+    )
+    return (
+        f"Serves `{settings.model}` from the conveyor project {Path(settings.project).name}. {auth}"
+    )

@@ -1,0 +1,118 @@
+"""Scoring tables: the file endpoint and ``conveyor predict`` (in chunks, bounded memory).
+
+Inputs go through the same contract as online requests (:class:`InputContract`); outputs are
+the input columns, then ``prediction``, ``proba_<class>`` per class, ``model_name`` and
+``model_version`` on every row.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from conveyor.errors import ArtifactStorageError, DataValidationError
+from conveyor.serving.predlog import PREDICTION, PROBA_PREFIX
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import pandas as pd
+
+    from conveyor.serving.model import LoadedModel, Predictions
+
+Format = Literal["csv", "parquet"]
+FORMATS: tuple[Format, ...] = ("csv", "parquet")
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+def format_of(name: str, *, given: str | None = None) -> Format:
+    """``csv`` or ``parquet``: ``given`` if set, else from the file name's extension.
+
+    Raises:
+        DataValidationError: an unknown format.
+    """
+    kind = (given or Path(name.split("?")[0]).suffix.lstrip(".") or "csv").lower()
+    kind = {"pq": "parquet", "txt": "csv", "tsv": "csv"}.get(kind, kind)
+    if kind not in FORMATS:
+        raise DataValidationError(f"{name}: cannot score .{kind} files; use csv or parquet")
+    return kind
+
+
+def annotate(model: LoadedModel, original: pd.DataFrame, predictions: Predictions) -> pd.DataFrame:
+    """``original`` with the model's outputs appended."""
+    out = original.reset_index(drop=True).copy()
+    out[PREDICTION] = predictions.labels
+    if predictions.probabilities is not None and predictions.classes is not None:
+        for i, cls in enumerate(predictions.classes):
+            out[f"{PROBA_PREFIX}{cls}"] = predictions.probabilities[:, i]
+    out["model_name"] = model.record.name
+    out["model_version"] = model.record.version
+    return out
+
+
+def score_chunks(
+    model: LoadedModel, chunks: Iterator[pd.DataFrame], *, source: str
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, Predictions]]:
+    """Validate and predict chunk by chunk; yields (model frame, output chunk, predictions).
+
+    Raises:
+        DataValidationError: a chunk breaks the contract; rows are numbered from the file's
+            first data row.
+    """
+    schema = model.contract.schema()
+    offset = 0
+    for chunk in chunks:
+        frame = model.contract.conform(chunk, source=source, schema=schema, row_offset=offset)
+        predictions = model.predict(frame)
+        yield frame, annotate(model, chunk, predictions), predictions
+        offset += len(chunk)
+
+
+def write_table(
+    chunks: Iterator[pd.DataFrame],
+    output: str | Path,
+    *,
+    fmt: Format,
+    on_chunk: Callable[[int], None] | None = None,
+) -> int:
+    """Write chunks to ``output`` atomically (a temporary file renamed at the end; nothing is
+    left behind on failure). Returns the rows written.
+
+    Raises:
+        ArtifactStorageError: the output cannot be written.
+    """
+    target = Path(output)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    rows = 0
+    writer: Any = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("wb") as fh:
+            for i, chunk in enumerate(chunks):
+                if fmt == "csv":
+                    chunk.to_csv(fh, header=i == 0, index=False)
+                else:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    table = pa.Table.from_pandas(chunk, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
+                    else:  # a chunk where a column is all null infers another type
+                        table = table.cast(writer.schema)
+                    writer.write_table(table)
+                rows += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+            if writer is not None:
+                writer.close()
+                writer = None
+        partial.replace(target)
+    except OSError as exc:
+        raise ArtifactStorageError(f"{target}: cannot write: {exc}") from exc
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    return rows

@@ -1,0 +1,266 @@
+"""A model version's input contract, from its registered signature.
+
+One set of column rules serves two executions: a pydantic model for JSON requests (which also
+gives the OpenAPI schema users read) and a :mod:`conveyor.data.validation` schema for files and
+batch scoring (vectorised, the same engine that validated the training data). Both build the
+frame the model sees with the dtypes it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
+
+from conveyor.errors import ConfigError, DataValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from conveyor.data.schema import Schema
+
+UnknownPolicy = Literal["reject", "unknown"]
+UNKNOWN_POLICIES: tuple[UnknownPolicy, ...] = ("reject", "unknown")
+INT_LIMIT = 2**53  # beyond this, int64 -> float64 in pandas loses digits: refused like training
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnRule:
+    """What one input column must hold."""
+
+    name: str
+    dtype: str  # string | category | int | float | bool | datetime
+    trained_dtype: str
+    nullable: bool = False
+    required: bool = True
+    allowed: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def describe(self) -> str:
+        """One line for the API docs."""
+        parts = [self.dtype]
+        if self.allowed is not None:
+            parts.append("one of " + ", ".join(map(str, self.allowed)))
+        if self.minimum is not None:
+            parts.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            parts.append(f"<= {self.maximum:g}")
+        if self.nullable:
+            parts.append("may be null")
+        if not self.required:
+            parts.append("optional (not used by the model)")
+        return "; ".join(parts)
+
+
+class InputContract:
+    """The columns a model version takes, and the two ways of checking them.
+
+    Args:
+        signature: ``ModelVersionRecord.signature`` (``columns``, ``task``, ``unused``).
+        unknown: what an unknown category does: ``reject`` (4xx) or ``unknown`` (passed to the
+            model, whose encoder treats it as unseen).
+        max_records: most records per JSON request.
+    """
+
+    def __init__(
+        self, signature: dict[str, Any], *, unknown: UnknownPolicy = "reject", max_records: int
+    ) -> None:
+        if unknown not in UNKNOWN_POLICIES:
+            raise ConfigError(f"unknown-category policy {unknown!r}: choose reject or unknown")
+        self.task: str = signature.get("task") or "classification"
+        self.unknown = unknown
+        self.max_records = max_records
+        unused = set(signature.get("unused") or ())
+        self.rules = [
+            _rule(name, spec, required=name not in unused)
+            for name, spec in signature["columns"].items()
+        ]
+        self.columns = [r.name for r in self.rules]
+        self.request_model = self._request_model()
+        self.record_model: type[BaseModel] = self.request_model.model_fields[
+            "records"
+        ].annotation.__args__[0]  # type: ignore[union-attr]
+
+    def same_inputs(self, other: InputContract) -> bool:
+        """Whether requests valid for one are valid for the other (a safe hot swap)."""
+        return self.rules == other.rules
+
+    # -- JSON requests ------------------------------------------------------------------------
+
+    def _request_model(self) -> type[BaseModel]:
+        fields: dict[str, Any] = {
+            rule.name: (
+                _python_type(rule, self.unknown),
+                Field(
+                    ... if rule.required else None,
+                    description=rule.describe(),
+                    **_bounds(rule),
+                ),
+            )
+            for rule in self.rules
+        }
+        record = create_model(
+            "PredictRecord",
+            __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+            **fields,
+        )
+        return create_model(
+            "PredictRequest",
+            __config__=ConfigDict(extra="forbid"),
+            records=(
+                list[record],
+                Field(..., min_length=1, max_length=self.max_records),
+            ),
+        )
+
+    def columns_of(self, records: list[Any]) -> dict[str, list[Any]]:
+        """Validated records (instances of the record model) as column lists."""
+        return {c: [getattr(r, c) for r in records] for c in self.columns}
+
+    def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
+        """Column lists of valid values -> the frame the model was trained on (its dtypes)."""
+        import pandas as pd
+
+        return pd.DataFrame({r.name: _cast(columns[r.name], r) for r in self.rules})
+
+    # -- files and batches --------------------------------------------------------------------
+
+    def schema(self) -> Schema:
+        """The rules as a data-stage schema (extra columns allowed: they pass through)."""
+        from conveyor.data.schema import parse_schema
+
+        columns: dict[str, Any] = {}
+        for rule in self.rules:
+            spec: dict[str, Any] = {"dtype": rule.dtype, "nullable": rule.nullable}
+            if rule.allowed is not None and self.unknown == "reject":
+                spec["allowed"] = list(rule.allowed)
+            if rule.minimum is not None:
+                spec["min"] = rule.minimum
+            if rule.maximum is not None:
+                spec["max"] = rule.maximum
+            columns[rule.name] = spec
+        required = [r.name for r in self.rules if r.required]
+        return parse_schema(
+            {
+                "columns": columns,
+                "table": {"required": required, "extra_columns": "allow", "min_rows": 0},
+            },
+            source="model signature",
+        )
+
+    def conform(
+        self,
+        df: pd.DataFrame,
+        *,
+        source: str,
+        schema: Schema | None = None,
+        row_offset: int = 0,
+    ) -> pd.DataFrame:
+        """Validate a table of inputs and return the model's frame (extra columns left out).
+
+        ``row_offset`` numbers rows in messages from a chunk's place in its file.
+
+        Raises:
+            DataValidationError: naming ``source``, each failing column and check, and rows.
+        """
+        import pandas as pd
+
+        from conveyor.data.validation import validate
+
+        clean, report = validate(df, schema or self.schema(), source=source)
+        if not report.passed:
+            for failure in report.failures:
+                failure.rows = [r + row_offset for r in failure.rows]
+            raise DataValidationError(report.error_message())
+        return pd.DataFrame(
+            {
+                r.name: _cast(clean[r.name] if r.name in clean else [None] * len(clean), r)
+                for r in self.rules
+            },
+            index=clean.index,
+        )
+
+
+def _rule(name: str, spec: dict[str, Any], *, required: bool) -> ColumnRule:
+    dtype = spec.get("dtype") or _dtype_from_trained(spec.get("trained_dtype", "object"))
+    allowed = spec.get("allowed")
+    return ColumnRule(
+        name=name,
+        dtype=dtype,
+        trained_dtype=str(spec.get("trained_dtype", "object")),
+        nullable=bool(spec.get("nullable", False)) or not required,
+        required=required,
+        allowed=tuple(allowed) if allowed is not None else None,
+        minimum=spec.get("min"),
+        maximum=spec.get("max"),
+    )
+
+
+def _dtype_from_trained(trained: str) -> str:
+    if trained.startswith(("int", "Int", "uint")):
+        return "int"
+    if trained.startswith(("float", "Float")):
+        return "float"
+    if trained in ("bool", "boolean"):
+        return "bool"
+    if trained.startswith("datetime"):
+        return "datetime"
+    return "string"
+
+
+def _python_type(rule: ColumnRule, unknown: UnknownPolicy) -> Any:
+    base: Any
+    if rule.allowed is not None and unknown == "reject":
+        base = Literal[rule.allowed]
+    elif rule.dtype == "int":
+        base = StrictInt
+    elif rule.dtype == "float":
+        base = StrictFloat
+    elif rule.dtype == "bool":
+        base = StrictBool
+    elif rule.dtype == "datetime":
+        base = datetime
+    else:
+        base = StrictStr
+    return base | None if rule.nullable else base
+
+
+def _bounds(rule: ColumnRule) -> dict[str, Any]:
+    if rule.dtype not in ("int", "float") or (rule.allowed is not None):
+        return {}
+    lo, hi = rule.minimum, rule.maximum
+    if rule.dtype == "int":
+        lo = -INT_LIMIT if lo is None else lo
+        hi = INT_LIMIT if hi is None else hi
+    bounds = {}
+    if lo is not None:
+        bounds["ge"] = int(lo) if rule.dtype == "int" and float(lo).is_integer() else lo
+    if hi is not None:
+        bounds["le"] = int(hi) if rule.dtype == "int" and float(hi).is_integer() else hi
+    return bounds
+
+
+def _cast(values: Any, rule: ColumnRule) -> Any:
+    """Values (a list or a Series) with the dtype the model was trained on."""
+    import pandas as pd
+
+    col = values if isinstance(values, pd.Series) else pd.Series(values)
+    trained = rule.trained_dtype
+    try:
+        if trained.startswith(("int", "uint", "Int", "UInt")) and col.isna().any():
+            return col.astype("float64")
+        return col.astype(trained)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return col.astype(object)

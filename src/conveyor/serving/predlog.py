@@ -1,0 +1,181 @@
+"""The prediction log: every served row with its output, model version, request id and time.
+
+Rows are appended in memory on the request path (a list append) and written by a background
+thread in batches, each batch one Parquet partition in the artifact store indexed in the
+metadata store. ``close()`` flushes what is left (the server calls it on graceful shutdown).
+Monitoring reads the log back with :func:`read_log` as its "current" data.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+    from conveyor.serving.batcher import Batch
+    from conveyor.store.artifacts import AbstractArtifactStore
+    from conveyor.store.metadata import PredictionLogRecord, SqlMetadataStore
+
+log = logging.getLogger("conveyor.serving")
+
+PREDICTION = "prediction"
+REQUEST_ID = "request_id"
+PREDICTED_AT = "predicted_at"
+MODEL_VERSION = "model_version"
+PROBA_PREFIX = "proba_"
+
+
+class PredictionLog:
+    """Buffers served batches and writes them as Parquet partitions off the request path.
+
+    Args:
+        flush_rows: write when this many rows are buffered ...
+        flush_seconds: ... or when the oldest buffered row is this old.
+        on_written: called with the number of rows of each written partition.
+        on_error: called when a partition cannot be written (the rows are kept for next time).
+    """
+
+    def __init__(
+        self,
+        metadata: SqlMetadataStore,
+        artifacts: AbstractArtifactStore,
+        *,
+        flush_rows: int = 5000,
+        flush_seconds: float = 2.0,
+        on_written: Callable[[int], None] | None = None,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        self._metadata = metadata
+        self._artifacts = artifacts
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._on_written = on_written
+        self._on_error = on_error
+        self._pending: list[Batch] = []
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="conveyor-predlog", daemon=True)
+        self._thread.start()
+
+    def append(self, batch: Batch) -> None:
+        """Queue a served batch (cheap: no I/O here)."""
+        with self._lock:
+            self._pending.append(batch)
+            self._rows += len(batch.predictions)
+            full = self._rows >= self.flush_rows
+        if full:
+            self._wake.set()
+
+    def close(self) -> None:
+        """Stop the writer after flushing everything buffered."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=60)
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> int:
+        """Write buffered rows now, one partition per model version; returns rows written."""
+        with self._lock:
+            pending, self._pending, self._rows = self._pending, [], 0
+        if not pending:
+            return 0
+        by_version: dict[tuple[str, int], list[Batch]] = defaultdict(list)
+        for batch in pending:
+            by_version[(batch.model.record.name, batch.model.record.version)].append(batch)
+        written = 0
+        for (name, version), batches in by_version.items():
+            try:
+                written += self._write(name, version, batches)
+            except Exception:  # never lose rows to a transient store error
+                log.exception("prediction log: cannot write %d batches; will retry", len(batches))
+                if self._on_error is not None:
+                    self._on_error()
+                with self._lock:
+                    self._pending[:0] = batches
+                    self._rows += sum(len(b.predictions) for b in batches)
+        return written
+
+    def _write(self, name: str, version: int, batches: list[Batch]) -> int:
+        from conveyor.store.metadata import ArtifactRef
+
+        frame = batches_to_frame(batches)
+        stored = self._artifacts.put(frame)
+        ref = ArtifactRef("prediction_log", stored.digest, stored.kind, stored.size)
+        self._metadata.record_prediction_log(
+            name,
+            version,
+            ref,
+            n_rows=len(frame),
+            first_at=min(b.at for b in batches),
+            last_at=max(b.at for b in batches),
+        )
+        if self._on_written is not None:
+            self._on_written(len(frame))
+        return len(frame)
+
+
+def batches_to_frame(batches: list[Batch]) -> pd.DataFrame:
+    """Inputs (training schema columns), prediction, class probabilities, version, id, time."""
+    import numpy as np
+    import pandas as pd
+
+    parts = []
+    for batch in batches:
+        if batch.frame is not None:
+            part = batch.frame.reset_index(drop=True)
+        else:
+            assert batch.columns is not None
+            part = batch.model.contract.frame(batch.columns)
+        preds = batch.predictions
+        part[PREDICTION] = pd.Series(preds.labels)
+        if preds.probabilities is not None and preds.classes is not None:
+            for i, cls in enumerate(preds.classes):
+                part[f"{PROBA_PREFIX}{cls}"] = preds.probabilities[:, i]
+        part[MODEL_VERSION] = batch.model.record.version
+        part[REQUEST_ID] = batch.request_ids
+        part[PREDICTED_AT] = np.full(len(part), batch.at)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def read_log(
+    metadata: SqlMetadataStore,
+    artifacts: AbstractArtifactStore,
+    model_name: str,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    version: int | None = None,
+) -> pd.DataFrame:
+    """The logged rows of ``model_name`` predicted within ``[since, until]`` (all by default)."""
+    import pandas as pd
+
+    records: list[PredictionLogRecord] = metadata.list_prediction_logs(
+        model_name, version=version, since=since, until=until
+    )
+    frames = [artifacts.get(r.digest, metadata.artifact_kind(r.digest)) for r in records]
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True)
+    at = frame[PREDICTED_AT]
+    keep = pd.Series(True, index=frame.index)
+    if since is not None:
+        keep &= at >= since
+    if until is not None:
+        keep &= at <= until
+    kept: pd.DataFrame = frame[keep].reset_index(drop=True)
+    return kept

@@ -1,0 +1,1 @@
+"""The server's routes: health (no auth), model info and metrics, predictions."""

@@ -1,0 +1,142 @@
+"""The serving half of the SQL metadata store: API keys and the prediction log index."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from conveyor.errors import MetadataStorageError, NotFoundError
+from conveyor.store.metadata import tables as t
+from conveyor.store.metadata._base import (
+    SqlStoreBase,
+    _insert_event,
+    _insert_missing_artifacts,
+    current_actor,
+)
+from conveyor.store.metadata.records import ApiKeyRecord, ArtifactRef, PredictionLogRecord
+
+
+class ServingMixin(SqlStoreBase):
+    """API keys (salted hashes only) and the partitions of the prediction log."""
+
+    def create_api_key(self, name: str, *, key_id: str, salt: str, hashed: str) -> ApiKeyRecord:
+        """Record a new key under a unique name, with an audit event (the secret never enters).
+
+        Raises:
+            MetadataStorageError: a key called ``name`` exists already.
+        """
+        now, actor = time.time(), current_actor()
+        row: dict[str, Any] = {
+            "key_id": key_id,
+            "name": name,
+            "salt": salt,
+            "hash": hashed,
+            "created_at": now,
+            "created_by": actor,
+        }
+        try:
+            with self._tx() as conn:
+                conn.execute(insert(t.api_keys).values(**row))
+                _insert_event(
+                    conn, "key.create", f"key:{name}", reason=None, details={"id": key_id}
+                )
+        except MetadataStorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise MetadataStorageError(f"an API key named {name!r} exists already") from None
+            raise
+        return ApiKeyRecord(**row, revoked_at=None)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones included, oldest first."""
+        query = select(t.api_keys).order_by(t.api_keys.c.created_at, t.api_keys.c.key_id)
+        with self._tx() as conn:
+            return [ApiKeyRecord(**r._asdict()) for r in conn.execute(query).all()]
+
+    def revoke_api_key(self, name_or_id: str, *, reason: str | None = None) -> ApiKeyRecord:
+        """Revoke a key by name or id (idempotent), with an audit event.
+
+        Raises:
+            NotFoundError: no such key.
+        """
+        keys = t.api_keys.c
+        with self._tx() as conn:
+            row = conn.execute(
+                select(t.api_keys).where((keys.name == name_or_id) | (keys.key_id == name_or_id))
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no API key named {name_or_id!r}")
+            record = ApiKeyRecord(**row._asdict())
+            if record.revoked_at is not None:
+                return record
+            now = time.time()
+            conn.execute(
+                update(t.api_keys).where(keys.key_id == record.key_id).values(revoked_at=now)
+            )
+            _insert_event(
+                conn,
+                "key.revoke",
+                f"key:{record.name}",
+                reason=reason,
+                details={"id": record.key_id},
+            )
+        return ApiKeyRecord(**{**row._asdict(), "revoked_at": now})
+
+    def record_prediction_log(
+        self,
+        model_name: str,
+        model_version: int,
+        ref: ArtifactRef,
+        *,
+        n_rows: int,
+        first_at: float,
+        last_at: float,
+    ) -> PredictionLogRecord:
+        """Index one Parquet partition of logged predictions (its bytes are already stored)."""
+        now = time.time()
+        row = {
+            "model_name": model_name,
+            "model_version": model_version,
+            "digest": ref.digest,
+            "n_rows": n_rows,
+            "first_at": first_at,
+            "last_at": last_at,
+            "created_at": now,
+        }
+        with self._tx() as conn:
+            _insert_missing_artifacts(conn, [ref], now)
+            result = conn.execute(insert(t.prediction_logs).values(**row))
+            new_id = result.inserted_primary_key
+        assert new_id is not None
+        return PredictionLogRecord(
+            id=int(new_id[0]),
+            model_name=model_name,
+            model_version=model_version,
+            digest=ref.digest,
+            n_rows=n_rows,
+            first_at=first_at,
+            last_at=last_at,
+            created_at=now,
+        )
+
+    def list_prediction_logs(
+        self,
+        model_name: str,
+        *,
+        version: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[PredictionLogRecord]:
+        """Partitions of ``model_name``'s log overlapping ``[since, until]``, oldest first."""
+        c = t.prediction_logs.c
+        query = select(t.prediction_logs).where(c.model_name == model_name).order_by(c.id)
+        if version is not None:
+            query = query.where(c.model_version == version)
+        if since is not None:
+            query = query.where(c.last_at >= since)
+        if until is not None:
+            query = query.where(c.first_at <= until)
+        with self._tx() as conn:
+            return [PredictionLogRecord(**r._asdict()) for r in conn.execute(query).all()]

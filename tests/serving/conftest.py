@@ -1,0 +1,132 @@
+"""Serving fixtures: a small trained visa project (trained once per session, copied per test)
+and a real uvicorn server on a loopback port, run in a thread of the test process."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from conveyor.project import Project
+from conveyor.serving.app import ServeSettings, create_app
+from conveyor.serving.auth import create_key
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from fastapi import FastAPI
+
+MODEL = "visa-approval"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on 127.0.0.1 in a background thread (real sockets, real HTTP)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        import uvicorn
+
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.conveyor
+
+
+@pytest.fixture(scope="session")
+def trained_visa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A visa project (1,500 rows, small models) with version 1 promoted to production."""
+    from tests._visa import shrink_visa_config
+
+    from conveyor.cli.init import scaffold
+    from conveyor.examples.visa.generate import write_csv
+
+    root = tmp_path_factory.mktemp("visa-served")
+    scaffold(root, example="visa")
+    write_csv(root / "data" / "visa.csv", n_rows=1500)
+    shrink_visa_config(root)
+    with Project.load(root) as proj:
+        result = proj.run("train")
+        assert result.status == "succeeded", result
+        assert proj.metadata.get_alias(MODEL, "production") == 1
+    return root
+
+
+@pytest.fixture
+def visa_project(trained_visa: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained project (tests may move aliases and write logs)."""
+    target = tmp_path / "visa"
+    shutil.copytree(trained_visa, target)
+    return target
+
+
+@pytest.fixture
+def api_key(visa_project: Path) -> str:
+    """A fresh API key of ``visa_project``."""
+    with Project.load(visa_project) as proj:
+        return create_key(proj.metadata, "tests").token
+
+
+def settings_for(project: Path, **overrides: Any) -> ServeSettings:
+    """Server settings for tests: fast polling and log flushing."""
+    base: dict[str, Any] = {
+        "project": str(project),
+        "model": f"{MODEL}@production",
+        "poll_seconds": 0.2,
+        "log_flush_seconds": 0.2,
+    }
+    return ServeSettings(**{**base, **overrides})
+
+
+@pytest.fixture
+def live(visa_project: Path, api_key: str) -> Iterator[LiveServer]:
+    """The server for ``visa_project`` with auth on (use the ``api_key`` fixture)."""
+    with LiveServer(create_app(settings_for(visa_project))) as server:
+        yield server
+
+
+@pytest.fixture
+def client(live: LiveServer, api_key: str) -> Iterator[httpx.Client]:
+    """An HTTP client to ``live`` sending ``api_key``."""
+    with httpx.Client(base_url=live.url, headers={"X-API-Key": api_key}, timeout=30) as c:
+        yield c
+
+
+def visa_records(n: int, *, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` valid records from the generator (without the target), as JSON-ready dicts."""
+    import json
+
+    from conveyor.examples.visa.generate import generate
+
+    frame = generate(n_rows=n, seed=seed, dirt=False).drop(columns=["case_status"])
+    return list(json.loads(frame.to_json(orient="records")))
