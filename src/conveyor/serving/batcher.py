@@ -118,7 +118,10 @@ class MicroBatcher:
                 for item in pending:
                     await self._run([item])
                 return
-            log.exception("prediction failed for request %s", pending[0].request_id)
+            if isinstance(exc, ValueError):  # the model refused these inputs: a 4xx, not a bug
+                log.warning("request %s: model refused input: %s", pending[0].request_id, exc)
+            else:
+                log.exception("prediction failed for request %s", pending[0].request_id)
             _settle(pending[0].future, exc=exc)
             return
         seconds = time.perf_counter() - start

@@ -72,7 +72,10 @@ async def predict(request: Request, state: State) -> Response:
     columns = contract.columns_of(records)
     stage.labels("validate").observe(time.perf_counter() - parsed)
     assert state.batcher is not None
-    model, predictions = await state.batcher.predict(columns, len(records), rid)
+    try:
+        model, predictions = await state.batcher.predict(columns, len(records), rid)
+    except ValueError as exc:  # the model's own input checks (e.g. a derived feature overflowed)
+        raise unscorable(exc) from None
     done = time.perf_counter()
     content = json.dumps(
         {
@@ -130,7 +133,10 @@ async def predict_file(
     except DataValidationError as exc:
         raise ApiError(422, "invalid_input", str(exc)) from None
     started = time.perf_counter()
-    predictions = await run_in_threadpool(model.predict, frame)
+    try:
+        predictions = await run_in_threadpool(model.predict, frame)
+    except ValueError as exc:
+        raise unscorable(exc) from None
     seconds = time.perf_counter() - started
     record_batch(
         state, Batch(model, None, [rid] * len(frame), predictions, time.time(), seconds, frame)
@@ -146,6 +152,12 @@ async def predict_file(
         out.to_parquet(buffer, index=False, compression="zstd")
         return Response(buffer.getvalue(), media_type=_MEDIA[fmt], headers=headers)
     return StreamingResponse(_csv_chunks(out), media_type=_MEDIA[fmt], headers=headers)
+
+
+def unscorable(exc: ValueError) -> ApiError:
+    """Valid-looking records the model still refused (its message names the problem)."""
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return ApiError(422, "unscorable_input", f"the model cannot score these records: {first}")
 
 
 def record_batch(state: ServingState, batch: Batch) -> None:
