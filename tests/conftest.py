@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 POSTGRES_URL = os.environ.get(
     "CONVEYOR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -137,3 +138,27 @@ def postgres_url() -> Iterator[str]:
             conn.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+# --- a trained project ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def trained_visa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A visa project (1,500 rows, small models) with version 1 promoted to production,
+    trained once per session: copy it before changing it (tests/serving and tests/e2e do)."""
+    from tests._visa import shrink_visa_config
+
+    from conveyor.cli.init import scaffold
+    from conveyor.examples.visa.generate import write_csv
+    from conveyor.project import Project
+
+    root = tmp_path_factory.mktemp("visa-served")
+    scaffold(root, example="visa")
+    write_csv(root / "data" / "visa.csv", n_rows=1500)
+    shrink_visa_config(root)
+    with Project.load(root) as proj:
+        result = proj.run("train")
+        assert result.status == "succeeded", result
+        assert proj.metadata.get_alias("visa-approval", "production") == 1
+    return root

@@ -63,25 +63,6 @@ class LiveServer:
         return self.app.state.conveyor
 
 
-@pytest.fixture(scope="session")
-def trained_visa(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A visa project (1,500 rows, small models) with version 1 promoted to production."""
-    from tests._visa import shrink_visa_config
-
-    from conveyor.cli.init import scaffold
-    from conveyor.examples.visa.generate import write_csv
-
-    root = tmp_path_factory.mktemp("visa-served")
-    scaffold(root, example="visa")
-    write_csv(root / "data" / "visa.csv", n_rows=1500)
-    shrink_visa_config(root)
-    with Project.load(root) as proj:
-        result = proj.run("train")
-        assert result.status == "succeeded", result
-        assert proj.metadata.get_alias(MODEL, "production") == 1
-    return root
-
-
 @pytest.fixture
 def visa_project(trained_visa: Path, tmp_path: Path) -> Path:
     """A private copy of the trained project (tests may move aliases and write logs)."""

@@ -85,34 +85,44 @@ def write_table(
     target = Path(output)
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     rows = 0
-    writer: Any = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with partial.open("wb") as fh:
-            for i, chunk in enumerate(chunks):
-                if fmt == "csv":
-                    chunk.to_csv(fh, header=i == 0, index=False)
-                else:
-                    import pyarrow as pa
-                    import pyarrow.parquet as pq
-
-                    table = pa.Table.from_pandas(chunk, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
-                    else:  # a chunk where a column is all null infers another type
-                        table = table.cast(writer.schema)
-                    writer.write_table(table)
-                rows += len(chunk)
-                if on_chunk is not None:
-                    on_chunk(len(chunk))
-            if writer is not None:
-                writer.close()
-                writer = None
+            rows = _write_chunks(chunks, fh, fmt, on_chunk)
         partial.replace(target)
     except OSError as exc:
         raise ArtifactStorageError(f"{target}: cannot write: {exc}") from exc
     finally:
+        partial.unlink(missing_ok=True)
+    return rows
+
+
+def _write_chunks(
+    chunks: Iterator[pd.DataFrame],
+    fh: Any,
+    fmt: Format,
+    on_chunk: Callable[[int], None] | None,
+) -> int:
+    rows = 0
+    writer: Any = None
+    try:
+        for i, chunk in enumerate(chunks):
+            if fmt == "csv":
+                chunk.to_csv(fh, header=i == 0, index=False)
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
+                else:  # a chunk where a column is all null infers another type
+                    table = table.cast(writer.schema)
+                writer.write_table(table)
+            rows += len(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+    finally:
         if writer is not None:
             writer.close()
-        partial.unlink(missing_ok=True)
     return rows
