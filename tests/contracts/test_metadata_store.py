@@ -581,3 +581,41 @@ def test_unreachable_postgres_raises_storage_error_without_the_password() -> Non
     assert "127.0.0.1:1" in message
     assert "***" in message
     assert isinstance(info.value.__cause__, sa.exc.OperationalError)
+
+
+# --- serving: API keys and the prediction log index ------------------------------------------
+
+
+def test_api_keys_create_list_revoke(store: SqlMetadataStore) -> None:
+    store.create_api_key("ci", key_id="a" * 12, salt="00" * 16, hashed="f" * 64)
+    store.create_api_key("ops", key_id="b" * 12, salt="11" * 16, hashed="e" * 64)
+    with pytest.raises(MetadataStorageError, match="exists already"):
+        store.create_api_key("ci", key_id="c" * 12, salt="22" * 16, hashed="d" * 64)
+    assert [k.name for k in store.list_api_keys()] == ["ci", "ops"]
+    revoked = store.revoke_api_key("b" * 12, reason="rotated")  # by id
+    assert revoked.revoked and revoked.name == "ops"
+    assert store.revoke_api_key("ops").revoked_at == revoked.revoked_at  # idempotent
+    assert [k.revoked for k in store.list_api_keys()] == [False, True]
+    with pytest.raises(NotFoundError):
+        store.revoke_api_key("nobody")
+    actions = [(e.action, e.entity, e.reason) for e in store.list_events()]
+    assert actions == [
+        ("key.create", "key:ci", None),
+        ("key.create", "key:ops", None),
+        ("key.revoke", "key:ops", "rotated"),
+    ]
+
+
+def test_prediction_logs_are_indexed_by_model_version_and_time(store: SqlMetadataStore) -> None:
+    for i, (version, first, last) in enumerate([(1, 10.0, 20.0), (1, 21.0, 30.0), (2, 31.0, 40.0)]):
+        ref = _ref("prediction_log", f"log{i}", kind="parquet")
+        record = store.record_prediction_log(
+            "m", version, ref, n_rows=5 + i, first_at=first, last_at=last
+        )
+        assert (record.digest, record.n_rows) == (ref.digest, 5 + i)
+    assert store.artifact_kind(_digest("log0")) == "parquet"
+    assert [p.n_rows for p in store.list_prediction_logs("m")] == [5, 6, 7]
+    assert [p.n_rows for p in store.list_prediction_logs("m", version=1)] == [5, 6]
+    assert [p.n_rows for p in store.list_prediction_logs("m", since=25.0)] == [6, 7]
+    assert [p.n_rows for p in store.list_prediction_logs("m", until=20.5)] == [5]
+    assert store.list_prediction_logs("other") == []

@@ -1,12 +1,9 @@
-"""Serving fixtures: a small trained visa project (trained once per session, copied per test)
+"""Serving fixtures: a copy of the trained visa project (``trained_visa``, tests/conftest.py)
 and a real uvicorn server on a loopback port, run in a thread of the test process."""
 
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,47 +13,16 @@ import pytest
 from conveyor.project import Project
 from conveyor.serving.app import ServeSettings, create_app
 from conveyor.serving.auth import create_key
+from conveyor.serving.background import BackgroundServer, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from fastapi import FastAPI
-
 MODEL = "visa-approval"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """uvicorn serving ``app`` on 127.0.0.1 in a background thread (real sockets, real HTTP)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        import uvicorn
-
-        self.app = app
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+class LiveServer(BackgroundServer):
+    """The product's background server, with the app's state at hand for tests."""
 
     @property
     def state(self) -> Any:
@@ -111,3 +77,6 @@ def visa_records(n: int, *, seed: int = 0) -> list[dict[str, Any]]:
 
     frame = generate(n_rows=n, seed=seed, dirt=False).drop(columns=["case_status"])
     return list(json.loads(frame.to_json(orient="records")))
+
+
+__all__ = ["MODEL", "LiveServer", "free_port", "settings_for", "visa_records"]
