@@ -18,7 +18,7 @@ def test_demo_then_demo_again(tmp_path: Path) -> None:
     out = proc.stdout
     assert f"created {folder / 'conveyor.yaml'}" in out
     assert (folder / "data" / "visa.csv").is_file()
-    assert "13/13 steps cached" in out
+    assert "14/14 steps cached" in out
     assert "predicted" in out
     assert "model visa-approval:1" in out
     f1 = re.search(r"\bf1=([0-9.]+)", out)
@@ -29,12 +29,12 @@ def test_demo_then_demo_again(tmp_path: Path) -> None:
 
     # the folder holds a real project: two runs, the first trained, the second all cached
     runs = json.loads(conveyor("runs", "list", "-p", folder, "--json").stdout)
-    assert [r["steps"] for r in runs] == [{"cached": 13}, {"succeeded": 13}]
+    assert [r["steps"] for r in runs] == [{"cached": 14}, {"succeeded": 14}]
     assert re.search(rf"conveyor runs show {runs[1]['run_id'][:8]}\b", out)
 
     again = conveyor("demo", folder, timeout=300)
     assert "created" not in again.stdout  # reuses the project
-    assert "13/13 steps cached" in again.stdout
+    assert "14/14 steps cached" in again.stdout
     assert "model visa-approval:1" in again.stdout  # nothing changed: no new version
     runs = json.loads(conveyor("runs", "list", "-p", folder, "--json").stdout)
     assert len(runs) == 4

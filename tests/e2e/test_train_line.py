@@ -27,6 +27,7 @@ TRAIN_STEPS = [
     "train_lightgbm",
     "evaluate",
     "gate",
+    "profile",
     "report",
     "register",
 ]
@@ -120,7 +121,7 @@ def test_second_run_with_nothing_changed_is_all_cached(history: dict[str, Any]) 
     # cached steps hand on exactly the artifacts of the first run
     for name in TRAIN_STEPS:
         assert steps_by_name(second)[name]["outputs"] == steps_by_name(first)[name]["outputs"]
-    assert "nothing changed: all 13 steps cached" in history["second_err"]
+    assert "nothing changed: all 14 steps cached" in history["second_err"]
     assert second["model"]["version"] == 1  # no new version for an unchanged run
     assert second["metrics"]["test.f1"] == first["metrics"]["test.f1"]
 
@@ -158,8 +159,8 @@ def test_runs_list_is_newest_first(history: dict[str, Any]) -> None:
     started = [r["started_at"] for r in runs]
     assert started == sorted(started, reverse=True)
     assert {r["status"] for r in runs} == {"succeeded"}
-    assert runs[2]["steps"] == {"cached": 13}
-    assert runs[3]["steps"] == {"succeeded": 13}
+    assert runs[2]["steps"] == {"cached": 14}
+    assert runs[3]["steps"] == {"succeeded": 14}
     table = conveyor("runs", "list", "-p", history["project"]).stdout
     for run_id in expected:
         assert run_id[:8] in table

@@ -23,6 +23,7 @@ def register(
     evaluation: dict[str, Any],
     gates: dict[str, Any],
     dataset: dict[str, Any],
+    reference_profile: dict[str, Any] | None = None,
     *,
     model_name: str,
     target: str,
@@ -73,7 +74,14 @@ def register(
         dataset=dataset["fingerprint"],
         metrics=evaluation["metrics"],
         signature=_signature(evaluation, schema or {}, target, unused_columns or []),
-        tags={"candidate": evaluation["best"]},
+        tags={
+            "candidate": evaluation["best"],
+            **(
+                {"reference_profile": ctx.input_digests["reference_profile"]}
+                if reference_profile is not None
+                else {}
+            ),
+        },
         git_commit=run.git_commit,
         config_hash=run.config_hash,
         status=status,

@@ -129,6 +129,13 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
             },
         ),
         Step(
+            _profile,
+            "profile",
+            inputs={"model": "model", "train": "train", "test": "test", "evaluation": "evaluation"},
+            outputs=("reference_profile",),
+            params={"target": data.target, "drop": list(config.features.drop), "seed": seed},
+        ),
+        Step(
             register,
             "register",
             inputs={
@@ -137,6 +144,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "evaluation": "evaluation",
                 "gates": "gates",
                 "dataset": "dataset",
+                "reference_profile": "reference_profile",
             },
             outputs=("registration",),
             params={
@@ -309,6 +317,39 @@ def _evaluate(
         "signature": {c: str(X[c].dtype) for c in X.columns},
     }
     return chosen, evaluation
+
+
+def _profile(
+    model: Any,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    evaluation: dict[str, Any],
+    *,
+    target: str,
+    drop: list[str],
+    seed: int,
+) -> dict[str, Any]:
+    """The reference profile drift checks compare against: the training features, and the
+    model's outputs on the test split (out-of-sample, like served traffic)."""
+    from conveyor.monitoring.profile import build_profile
+
+    features = train.drop(columns=[target, *[c for c in drop if c in train.columns]])
+    X = test.drop(columns=[target])
+    predictions = model.predict(X)
+    probabilities = None
+    positive = evaluation.get("positive")
+    if evaluation["task"] == "classification" and hasattr(model, "predict_proba"):
+        classes = [str(c) for c in model.classes_]
+        column = classes.index(str(positive)) if str(positive) in classes else len(classes) - 1
+        probabilities = model.predict_proba(X)[:, column]
+    profile = build_profile(
+        features,
+        predictions=predictions,
+        probabilities=probabilities,
+        positive=positive,
+        seed=seed,
+    )
+    return profile.to_dict()
 
 
 def _gate(ctx: StepContext, evaluation: dict[str, Any], *, gates: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Monitoring: reference profiles, drift detection, reports, alerts and retraining triggers."""

@@ -1,0 +1,300 @@
+"""Drift between a reference profile and current data, column by column.
+
+The default rule (the same split Evidently uses, so verdicts are comparable):
+
+=====================  ===============================  ===================================
+smaller sample         numeric columns                   categorical columns
+=====================  ===============================  ===================================
+<= ``small_sample``    two-sample Kolmogorov-Smirnov     chi-square goodness of fit
+(1,000 rows)           (drift: adjusted p < ``p_value``)  (drift: adjusted p < ``p_value``)
+larger                 Wasserstein distance / reference   Jensen-Shannon distance
+                       std (drift: >= ``threshold``)      (drift: >= ``threshold``)
+=====================  ===============================  ===================================
+
+"Smaller sample" is the smaller of the reference and the current rows of the column. On large
+samples a p-value test flags differences far too small to matter (with a million rows almost
+any difference is "significant"), which is why large samples use distances. On a small sample
+a distance is biased upwards by noise alone (measured on the visa data against its 25,480-row
+reference: a same-distribution batch of 100 rows crossed 0.1 on some column in 88% of draws,
+500 rows in 15%), which is why small samples use tests, whose false alarm rate is controlled.
+P-values of the columns tested together are adjusted for multiple testing (Benjamini-Hochberg),
+so the chance of a false alarm over all columns stays at ``p_value``. PSI is reported for
+every column (not a verdict). New categories and a missing-rate change above
+``missing_delta`` are flagged. Below ``min_rows`` current rows there is no verdict ("not enough
+data"). The dataset drifts when the share of drifted feature columns reaches ``share``.
+Everything is vectorised numpy/scipy; no Python loop runs over rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from conveyor.monitoring.profile import ColumnProfile, ReferenceProfile, is_numeric
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Method = Literal["auto", "ks", "wasserstein", "chi2", "jensenshannon"]
+Verdict = Literal["drift", "ok", "not enough data"]
+EPS = 1e-4  # floor for empty bins in PSI and chi-square
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """Per-column overrides of the defaults."""
+
+    threshold: float | None = None
+    p_value: float | None = None
+    method: Method = "auto"
+    ignore: bool = False
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """Thresholds of the default rule (``monitoring.drift`` in conveyor.yaml)."""
+
+    threshold: float = 0.1
+    p_value: float = 0.05
+    share: float = 0.5
+    min_rows: int = 100
+    small_sample: int = 1000
+    missing_delta: float = 0.05
+    columns: dict[str, ColumnRule] = field(default_factory=dict)
+
+
+@dataclass
+class ColumnDrift:
+    """The verdict on one column."""
+
+    column: str
+    kind: str
+    method: str
+    statistic: float | None
+    threshold: float
+    verdict: Verdict
+    p_value: float | None = None
+    adjusted_p_value: float | None = None
+    psi: float | None = None
+    n_current: int = 0
+    missing_reference: float = 0.0
+    missing_current: float = 0.0
+    missing_changed: bool = False
+    new_categories: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        """Whether the column drifted."""
+        return self.verdict == "drift"
+
+    def describe(self) -> str:
+        """``prevailing_wage: wasserstein 0.31 >= 0.10 (drift)``."""
+        if self.verdict == "not enough data":
+            return f"{self.column}: not enough data ({self.n_current} rows)"
+        if self.adjusted_p_value is not None:
+            text = f"{self.method} adjusted p={self.adjusted_p_value:.3g} vs {self.threshold}"
+        else:
+            text = f"{self.method} {self.statistic:.3f} vs {self.threshold}"
+        return f"{self.column}: {text} ({self.verdict})"
+
+
+@dataclass
+class DriftResult:
+    """All column verdicts, the dataset verdict, and prediction drift."""
+
+    columns: list[ColumnDrift]
+    outputs: list[ColumnDrift]
+    share_drifted: float
+    dataset_drift: bool | None  # None: not enough data
+    n_reference: int
+    n_current: int
+    share: float
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """Names of the drifted feature columns."""
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def prediction_drift(self) -> bool:
+        """Whether the model's output distribution drifted."""
+        return any(o.drifted for o in self.outputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "dataset_drift": self.dataset_drift,
+            "share_drifted": self.share_drifted,
+            "share": self.share,
+            "drifted_columns": self.drifted_columns,
+            "prediction_drift": self.prediction_drift,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "columns": [asdict(c) for c in self.columns],
+            "outputs": [asdict(o) for o in self.outputs],
+        }
+
+
+def detect(
+    reference: ReferenceProfile,
+    current: pd.DataFrame,
+    settings: DriftSettings | None = None,
+    *,
+    outputs: pd.DataFrame | None = None,
+) -> DriftResult:
+    """Compare ``current`` (feature columns, and ``outputs``: ``prediction``/``probability``
+    columns, when known) with the reference profile."""
+    settings = settings or DriftSettings()
+    columns = [
+        _column(profile, current[name], settings)
+        for name, profile in reference.columns.items()
+        if name in current.columns and not settings.columns.get(name, ColumnRule()).ignore
+    ]
+    _adjust(columns, settings)
+    outs: list[ColumnDrift] = []
+    if outputs is not None:
+        outs = [
+            _column(profile, outputs[name], settings)
+            for name, profile in reference.outputs.items()
+            if name in outputs.columns
+        ]
+        _adjust(outs, settings)
+    judged = [c for c in columns if c.verdict != "not enough data"]
+    share = sum(c.drifted for c in judged) / len(judged) if judged else 0.0
+    return DriftResult(
+        columns=columns,
+        outputs=outs,
+        share_drifted=share,
+        dataset_drift=(share >= settings.share) if judged else None,
+        n_reference=reference.n_rows,
+        n_current=len(current),
+        share=settings.share,
+    )
+
+
+def _column(profile: ColumnProfile, series: pd.Series, settings: DriftSettings) -> ColumnDrift:
+    rule = settings.columns.get(profile.name, ColumnRule())
+    missing = series.isna().to_numpy()
+    n_current = int(len(series) - missing.sum())
+    missing_current = float(missing.mean()) if len(series) else 0.0
+    method = _method(profile, n_current, rule, settings)
+    tested = method in ("ks", "chi2")
+    threshold = (
+        (rule.p_value or settings.p_value) if tested else (rule.threshold or settings.threshold)
+    )
+    result = ColumnDrift(
+        column=profile.name,
+        kind=profile.kind,
+        method=method,
+        statistic=None,
+        threshold=threshold,
+        verdict="not enough data",
+        n_current=n_current,
+        missing_reference=profile.missing_rate,
+        missing_current=missing_current,
+        missing_changed=abs(missing_current - profile.missing_rate) > settings.missing_delta,
+    )
+    if n_current < settings.min_rows or profile.n_present == 0:
+        return result
+    present = series[~missing]
+    if profile.kind == "numeric" and is_numeric(present):
+        values = present.to_numpy(dtype="float64")
+        values = values[np.isfinite(values)]
+        _numeric(profile, values, method, result)
+    else:
+        _categorical(profile, present, method, result)
+    if not tested:
+        result.verdict = "drift" if (result.statistic or 0.0) >= threshold else "ok"
+    return result
+
+
+def _method(
+    profile: ColumnProfile, n_current: int, rule: ColumnRule, settings: DriftSettings
+) -> str:
+    if rule.method != "auto":
+        return rule.method
+    small = min(profile.n_present, n_current) <= settings.small_sample
+    if profile.kind == "numeric":
+        return "ks" if small else "wasserstein"
+    return "chi2" if small else "jensenshannon"
+
+
+def _numeric(
+    profile: ColumnProfile, values: np.ndarray[Any, Any], method: str, out: ColumnDrift
+) -> None:
+    from scipy import stats
+
+    reference = np.asarray(profile.sample, dtype="float64")
+    if method == "ks":
+        test = stats.ks_2samp(reference, values)
+        out.statistic, out.p_value = float(test.statistic), float(test.pvalue)
+    else:
+        scale = profile.std or 1.0
+        out.statistic = float(stats.wasserstein_distance(reference, values) / scale)
+    edges = np.asarray(profile.edges, dtype="float64")
+    current_counts = np.bincount(
+        np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1
+    )
+    out.psi = _psi(np.asarray(profile.counts, dtype="float64"), current_counts.astype("float64"))
+
+
+def _categorical(profile: ColumnProfile, present: pd.Series, method: str, out: ColumnDrift) -> None:
+    from scipy import stats
+    from scipy.spatial.distance import jensenshannon
+
+    counts = present.astype(str).value_counts()
+    known = list(profile.frequencies)
+    out.new_categories = sorted(str(c) for c in counts.index if c not in profile.frequencies)
+    categories = known + out.new_categories
+    ref = np.array([profile.frequencies.get(c, 0) for c in categories], dtype="float64")
+    cur = counts.reindex(categories, fill_value=0).to_numpy(dtype="float64")
+    if method == "chi2":
+        expected = np.maximum(ref / ref.sum(), EPS)
+        expected = expected / expected.sum() * cur.sum()
+        observed, expected = _pool_rare(cur, expected)
+        test = stats.chisquare(observed, expected)
+        out.statistic, out.p_value = float(test.statistic), float(test.pvalue)
+    else:
+        out.statistic = float(jensenshannon(ref / ref.sum(), cur / cur.sum()))
+    out.psi = _psi(ref, cur)
+
+
+def _pool_rare(
+    observed: np.ndarray[Any, Any], expected: np.ndarray[Any, Any], *, minimum: float = 5.0
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Pool the categories expected fewer than ``minimum`` times into one cell (the chi-square
+    approximation overstates significance on sparse cells: false alarms on small batches)."""
+    rare = expected < minimum
+    if not rare.any() or rare.all():
+        return observed, expected
+    kept_o, kept_e = observed[~rare], expected[~rare]
+    pooled_o, pooled_e = observed[rare].sum(), expected[rare].sum()
+    if pooled_e < minimum:  # still sparse: fold it into the smallest remaining cell
+        i = int(np.argmin(kept_e))
+        kept_o, kept_e = kept_o.copy(), kept_e.copy()
+        kept_o[i] += pooled_o
+        kept_e[i] += pooled_e
+        return kept_o, kept_e
+    return np.append(kept_o, pooled_o), np.append(kept_e, pooled_e)
+
+
+def _psi(reference: np.ndarray[Any, Any], current: np.ndarray[Any, Any]) -> float:
+    """Population stability index over shared bins (empty bins floored at EPS)."""
+    p = np.maximum(reference / max(reference.sum(), 1.0), EPS)
+    q = np.maximum(current / max(current.sum(), 1.0), EPS)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _adjust(columns: list[ColumnDrift], settings: DriftSettings) -> None:
+    """Benjamini-Hochberg over the columns judged by a p-value test, then their verdicts."""
+    from scipy import stats
+
+    tested = [c for c in columns if c.p_value is not None]
+    if not tested:
+        return
+    adjusted = stats.false_discovery_control([c.p_value for c in tested], method="bh")
+    for column, p in zip(tested, adjusted, strict=True):
+        column.adjusted_p_value = float(p)
+        column.verdict = "drift" if p < column.threshold else "ok"
