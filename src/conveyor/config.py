@@ -172,25 +172,56 @@ class ServingConfig(_Section):
     max_file_mb: float = Field(256, gt=0)  # uploads to /v1/predict/file
 
 
-class DriftConfig(_Section):
-    """Drift thresholds."""
+class DriftColumnConfig(_Section):
+    """Per-column overrides of the drift rule."""
 
-    threshold: float = 0.1
-    share: float = Field(0.5, gt=0.0, le=1.0)
+    threshold: float | None = Field(None, gt=0)
+    p_value: float | None = Field(None, gt=0, lt=1)
+    method: Literal["auto", "ks", "wasserstein", "chi2", "jensenshannon"] = "auto"
+    ignore: bool = False
+
+
+class DriftConfig(_Section):
+    """Drift thresholds (see conveyor.monitoring.drift for the rule)."""
+
+    threshold: float = Field(0.1, gt=0)  # distances (Wasserstein / std, Jensen-Shannon)
+    p_value: float = Field(0.05, gt=0, lt=1)  # tests (KS, chi-square), after BH correction
+    share: float = Field(0.5, gt=0.0, le=1.0)  # dataset drift: share of drifted columns
+    min_rows: int = Field(100, ge=1)  # fewer current rows: "not enough data"
+    small_sample: int = Field(1000, ge=1)  # at or below: tests; above: distances
+    missing_delta: float = Field(0.05, ge=0, le=1)
+    columns: dict[str, DriftColumnConfig] = Field(default_factory=dict)
+
+
+class AlertConfig(_Section):
+    """One alert channel."""
+
+    type: Literal["log", "webhook", "slack"] = "log"
+    url: str | None = None  # webhook / slack: where to POST (${VAR} expanded from the env)
+    timeout: float = Field(5.0, gt=0)
+    retries: int = Field(3, ge=0)
+    on: Literal["column", "dataset", "prediction", "any"] = "any"
 
 
 class RetrainConfig(_Section):
-    """When monitoring may start the train line."""
+    """When monitoring may start the train line (conveyor watch)."""
 
     on_drift: bool = False
+    on_new_data: bool = False
+    persist: int = Field(2, ge=1)  # drift must persist this many consecutive checks
+    cooldown_minutes: float = Field(60, ge=0)  # no retrain sooner than this after the last
 
 
 class MonitoringConfig(_Section):
     """Drift monitoring, alerts and retraining triggers."""
 
     drift: DriftConfig = Field(default_factory=DriftConfig)
-    schedule: str | None = None
-    alerts: list[dict[str, Any]] = Field(default_factory=list)
+    window_hours: float = Field(24, gt=0)  # current data: the prediction log of this window
+    schedule: str | None = None  # cron: retrain on a schedule (conveyor watch)
+    interval_seconds: float = Field(60, gt=0)  # conveyor watch: time between cycles
+    alerts: list[AlertConfig] = Field(default_factory=lambda: [AlertConfig()])
+    alert_cooldown_minutes: float = Field(60, ge=0)  # the same alert at most once per cooldown
+    id_column: str | None = None  # joins --labels to logged predictions (else request_id)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from conveyor._version import __version__
-from conveyor.cli import data, demo, init, keys, lineage, models, run, runs, serve
+from conveyor.cli import data, demo, init, keys, lineage, models, monitor, run, runs, serve
 
 app = typer.Typer(
     name="conveyor",
@@ -26,6 +26,8 @@ app.command("reproduce")(lineage.reproduce)
 app.command("serve")(serve.serve)
 app.command("predict")(serve.predict)
 app.add_typer(keys.app, name="keys")
+app.command("monitor")(monitor.monitor)
+app.command("watch")(monitor.watch)
 app.command("demo")(demo.demo)
 
 

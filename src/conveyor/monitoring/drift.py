@@ -27,6 +27,7 @@ Everything is vectorised numpy/scipy; no Python loop runs over rows.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -83,6 +84,9 @@ class ColumnDrift:
     missing_current: float = 0.0
     missing_changed: bool = False
     new_categories: list[str] = field(default_factory=list)
+    bins: list[str] = field(default_factory=list)  # for the report: bin or category labels
+    reference_share: list[float] = field(default_factory=list)
+    current_share: list[float] = field(default_factory=list)
 
     @property
     def drifted(self) -> bool:
@@ -237,7 +241,9 @@ def _numeric(
     current_counts = np.bincount(
         np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1
     )
-    out.psi = _psi(np.asarray(profile.counts, dtype="float64"), current_counts.astype("float64"))
+    ref_counts = np.asarray(profile.counts, dtype="float64")
+    out.psi = _psi(ref_counts, current_counts.astype("float64"))
+    _shares(out, _bin_labels(edges), ref_counts, current_counts.astype("float64"))
 
 
 def _categorical(profile: ColumnProfile, present: pd.Series, method: str, out: ColumnDrift) -> None:
@@ -259,6 +265,26 @@ def _categorical(profile: ColumnProfile, present: pd.Series, method: str, out: C
     else:
         out.statistic = float(jensenshannon(ref / ref.sum(), cur / cur.sum()))
     out.psi = _psi(ref, cur)
+    _shares(out, categories, ref, cur)
+
+
+def _shares(
+    out: ColumnDrift, labels: list[str], ref: np.ndarray[Any, Any], cur: np.ndarray[Any, Any]
+) -> None:
+    out.bins = labels
+    out.reference_share = [round(float(v), 6) for v in ref / max(ref.sum(), 1.0)]
+    out.current_share = [round(float(v), 6) for v in cur / max(cur.sum(), 1.0)]
+
+
+def _bin_labels(edges: np.ndarray[Any, Any]) -> list[str]:
+    if len(edges) == 0:
+        return ["all"]
+    shown = [f"{e:.4g}" for e in edges]
+    return [
+        f"< {shown[0]}",
+        *(f"{a}-{b}" for a, b in itertools.pairwise(shown)),
+        f">= {shown[-1]}",
+    ]
 
 
 def _pool_rare(

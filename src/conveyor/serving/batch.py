@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.errors import ArtifactStorageError, DataValidationError
-from conveyor.serving.predlog import PREDICTION, PROBA_PREFIX
+from conveyor.monitoring.current import PREDICTION, PROBA_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -3,7 +3,8 @@
 Rows are appended in memory on the request path (a list append) and written by a background
 thread in batches, each batch one Parquet partition in the artifact store indexed in the
 metadata store. ``close()`` flushes what is left (the server calls it on graceful shutdown).
-Monitoring reads the log back with :func:`read_log` as its "current" data.
+Monitoring reads the log back with :func:`conveyor.monitoring.current.read_log` as its
+"current" data.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from conveyor.monitoring.current import (  # the log's format, shared with its reader
+    MODEL_VERSION,
+    PREDICTED_AT,
+    PREDICTION,
+    PROBA_PREFIX,
+    REQUEST_ID,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -20,15 +29,9 @@ if TYPE_CHECKING:
 
     from conveyor.serving.batcher import Batch
     from conveyor.store.artifacts import AbstractArtifactStore
-    from conveyor.store.metadata import PredictionLogRecord, SqlMetadataStore
+    from conveyor.store.metadata import SqlMetadataStore
 
 log = logging.getLogger("conveyor.serving")
-
-PREDICTION = "prediction"
-REQUEST_ID = "request_id"
-PREDICTED_AT = "predicted_at"
-MODEL_VERSION = "model_version"
-PROBA_PREFIX = "proba_"
 
 
 class PredictionLog:
@@ -150,32 +153,3 @@ def batches_to_frame(batches: list[Batch]) -> pd.DataFrame:
         part[PREDICTED_AT] = np.full(len(part), batch.at)
         parts.append(part)
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-
-
-def read_log(
-    metadata: SqlMetadataStore,
-    artifacts: AbstractArtifactStore,
-    model_name: str,
-    *,
-    since: float | None = None,
-    until: float | None = None,
-    version: int | None = None,
-) -> pd.DataFrame:
-    """The logged rows of ``model_name`` predicted within ``[since, until]`` (all by default)."""
-    import pandas as pd
-
-    records: list[PredictionLogRecord] = metadata.list_prediction_logs(
-        model_name, version=version, since=since, until=until
-    )
-    frames = [artifacts.get(r.digest, metadata.artifact_kind(r.digest)) for r in records]
-    if not frames:
-        return pd.DataFrame()
-    frame = pd.concat(frames, ignore_index=True)
-    at = frame[PREDICTED_AT]
-    keep = pd.Series(True, index=frame.index)
-    if since is not None:
-        keep &= at >= since
-    if until is not None:
-        keep &= at <= until
-    kept: pd.DataFrame = frame[keep].reset_index(drop=True)
-    return kept

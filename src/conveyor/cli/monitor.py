@@ -1,0 +1,220 @@
+"""``conveyor monitor`` (one drift check) and ``conveyor watch`` (the closed loop)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
+from conveyor.cli._output import EXIT_FAILURE, console, conveyor_errors, print_json
+
+if TYPE_CHECKING:
+    from conveyor.monitoring.monitor import CheckResult
+    from conveyor.watch import CycleResult
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="NAME@ALIAS or NAME:VER (default: the served alias)."),
+]
+
+
+def monitor(
+    model: ModelOpt = None,
+    current: Annotated[
+        str | None,
+        typer.Option("--current", "-c", help="CSV/Parquet of inputs instead of the log."),
+    ] = None,
+    window: Annotated[
+        float | None,
+        typer.Option("--window", help="Hours of prediction log (monitoring.window_hours)."),
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option("--labels", help="CSV/Parquet of true labels: performance too.")
+    ] = None,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on", help="Join labels on this column (default: monitoring.id_column or request_id)."
+        ),
+    ] = None,
+    no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Do not send alerts.")] = False,
+    fail_on_drift: Annotated[
+        bool, typer.Option("--fail-on-drift", help="Exit 1 when the dataset drifted (for CI).")
+    ] = False,
+    project: ProjectOpt = Path("."),
+    json_: JsonOpt = False,
+) -> None:
+    """Drift (and, with --labels, performance) of the served model: a report and alerts."""
+    from conveyor.project import Project
+    from conveyor.watch import model_ref, run_check
+
+    with conveyor_errors(), Project.load(project) as proj:
+        mon = proj.config.monitoring
+        kwargs: dict[str, object] = {}
+        if current is not None:
+            kwargs.update(current=_table(proj, current), source=current)
+        if window is not None:
+            kwargs["window_seconds"] = window * 3600
+        if labels is not None:
+            target = proj.config.data.target if proj.config.data else "target"
+            kwargs.update(
+                labels=_table(proj, labels),
+                label_key=on or mon.id_column or "request_id",
+                target=target,
+            )
+        if no_alerts:
+            kwargs["channels"] = []
+        result = run_check(proj, model_ref(proj, model), **kwargs)
+        path = _export(proj.root, result)
+    if json_:
+        print_json({**result.report, "report_path": str(path), "alerts": result.alerts})
+    else:
+        _print(result, path)
+    if fail_on_drift and result.drift.dataset_drift:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def watch(
+    model: ModelOpt = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one cycle and exit (cron, CI).")
+    ] = False,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between cycles (monitoring.interval_seconds).")
+    ] = None,
+    project: ProjectOpt = Path("."),
+    json_: JsonOpt = False,
+) -> None:
+    """Check, alert and retrain when a trigger fires (schedule, new data, persisting drift).
+    Stops cleanly on SIGTERM or Ctrl-C after the cycle in progress."""
+    import signal
+    import threading
+
+    from conveyor.project import Project
+    from conveyor.watch import cycle
+    from conveyor.watch import watch as loop
+
+    out = console(stderr=json_)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        out.print("[yellow]stopping after this cycle[/]")
+        stop.set()
+
+    with conveyor_errors(), Project.load(project) as proj:
+
+        def show(result: CycleResult) -> None:
+            if json_:
+                print_json(_cycle_dict(result))
+            else:
+                _print_cycle(result)
+
+        def announce(cause: str) -> None:
+            if not json_:
+                out.print(f"  [bold]retraining[/] because {escape(cause)} ...")
+
+        if once:
+            show(cycle(proj, model=model, on_retrain=announce))
+            return
+        previous = signal.signal(signal.SIGTERM, _stop)
+        try:
+            out.print(f"watching {proj.root} (Ctrl-C or SIGTERM stops after the cycle)")
+            loop(proj, model=model, interval=interval, stop=stop, on_cycle=show)
+        except KeyboardInterrupt:
+            out.print("interrupted")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _table(proj: object, path: str) -> object:
+    from conveyor.config import SourceConfig
+    from conveyor.data import sources
+
+    kind = "parquet" if path.lower().endswith((".parquet", ".pq")) else "csv"
+    return sources.load(SourceConfig(type=kind, path=path), proj.root)  # type: ignore[attr-defined]
+
+
+def _export(root: Path, result: CheckResult) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / ".conveyor" / "reports" / f"monitor-{result.model.name}-{stamp}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(result.html)
+    return path
+
+
+def _print(result: CheckResult, path: Path) -> None:
+    from rich.table import Table
+
+    from conveyor.monitoring.monitor import summary
+
+    drift = result.drift
+    table = Table(title=f"{result.ref}: {result.source}", title_justify="left")
+    for col in ("column", "method", "statistic", "adj. p", "threshold", "verdict", "PSI", "notes"):
+        table.add_column(col)
+    for c in [*drift.columns, *drift.outputs]:
+        notes = []
+        if c.new_categories:
+            notes.append("new: " + ", ".join(c.new_categories[:3]))
+        if c.missing_changed:
+            notes.append(f"missing {c.missing_reference:.0%}->{c.missing_current:.0%}")
+        style = {"drift": "bold red", "ok": "green"}.get(c.verdict, "dim")
+        table.add_row(
+            escape(c.column),
+            c.method,
+            "-" if c.statistic is None else f"{c.statistic:.4g}",
+            "" if c.adjusted_p_value is None else f"{c.adjusted_p_value:.3g}",
+            f"{c.threshold:g}",
+            f"[{style}]{c.verdict}[/]",
+            "-" if c.psi is None else f"{c.psi:.3f}",
+            escape("; ".join(notes)),
+        )
+    out = console()
+    out.print(table)
+    if result.performance:
+        shown = ", ".join(
+            f"{m['name']} {m['current']:.3f}"
+            + (f" ({m['change']:+.3f} vs training)" if m["change"] is not None else "")
+            for m in result.performance["metrics"]
+            if m["name"] in ("f1", "roc_auc", "accuracy", "rmse", "r2")
+        )
+        out.print(f"performance on {result.performance['rows']} labelled rows: {shown}")
+    out.print(f"[bold]{escape(summary(result))}[/]")
+    if result.alerts:
+        out.print(f"alerts sent: {', '.join(result.alerts)}")
+    out.print(f"report: {path}")
+
+
+def _cycle_dict(result: CycleResult) -> dict[str, object]:
+    return {
+        "model": result.model,
+        "check": None if result.check is None else result.check.report["drift"],
+        "check_error": result.check_error,
+        "triggers": [t.reason for t in result.triggers],
+        "cooldown_left": result.cooldown_left,
+        "retrained": result.retrained,
+        "run_id": result.run_id,
+        "decision": result.decision,
+    }
+
+
+def _print_cycle(result: CycleResult) -> None:
+    from conveyor.monitoring.monitor import summary
+
+    out = console()
+    stamp = time.strftime("%H:%M:%S")
+    seen = summary(result.check) if result.check else f"no check: {result.check_error}"
+    out.print(f"[{stamp}] {escape(result.model)}: {escape(seen)}")
+    if result.triggers and result.cooldown_left is not None:
+        out.print(
+            f"  triggers ({escape(result.cause)}) wait: cooling down {result.cooldown_left:.0f} s"
+        )
+    if result.retrained:
+        d = result.decision or {}
+        out.print(
+            f"  retrained ({result.run_status}): {escape(result.model)}:{d.get('version', '?')} "
+            f"{d.get('status', '')}: {escape(str(d.get('reason', '')))}"
+        )

@@ -1,0 +1,227 @@
+"""Alerts: log, webhook (JSON POST, retried) and Slack-compatible payloads, deduplicated.
+
+An alert has a ``key`` (e.g. ``drift:visa-approval``): the same key is sent at most once per
+cooldown, so a drift that persists for hours does not page anyone every minute. Sends and
+suppressions are audit events (``alert.sent``, ``alert.suppressed``), which is also where the
+cooldown is read from, so it holds across processes and restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from conveyor.config import AlertConfig
+    from conveyor.store.metadata import SqlMetadataStore
+
+log = logging.getLogger("conveyor.monitoring")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something a person should look at."""
+
+    key: str  # deduplication key
+    kind: str  # column | dataset | prediction | performance | retrain
+    title: str
+    message: str
+    model: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON a webhook receives."""
+        return {
+            "source": "conveyor",
+            "key": self.key,
+            "kind": self.kind,
+            "title": self.title,
+            "message": self.message,
+            "model": self.model,
+            "details": self.details,
+        }
+
+    def slack_payload(self) -> dict[str, Any]:
+        """An incoming-webhook message for Slack (and compatibles: Mattermost, Rocket.Chat)."""
+        return {
+            "text": f"{self.title}: {self.message}",
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": self.title[:150]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": self.message[:3000]}},
+                {
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": f"model `{self.model}` · conveyor"}],
+                },
+            ],
+        }
+
+
+class Channel(Protocol):
+    """Where alerts go."""
+
+    name: str
+    on: str
+
+    def send(self, alert: Alert) -> None:
+        """Deliver ``alert``; raise on failure (after any retries)."""
+
+
+class LogChannel:
+    """A WARNING on the ``conveyor.monitoring`` logger."""
+
+    name = "log"
+
+    def __init__(self, on: str = "any") -> None:
+        self.on = on
+
+    def send(self, alert: Alert) -> None:
+        log.warning("ALERT %s: %s", alert.title, alert.message)
+
+
+class WebhookChannel:
+    """JSON POST to a URL, with a timeout and retries (exponential backoff) on connection
+    errors and 5xx answers; a 4xx is not retried."""
+
+    name = "webhook"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        retries: int = 3,
+        on: str = "any",
+        backoff: float = 0.5,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self.on = on
+        self.backoff = backoff
+
+    def body(self, alert: Alert) -> dict[str, Any]:
+        """What to POST."""
+        return alert.payload()
+
+    def send(self, alert: Alert) -> None:
+        import httpx
+
+        last: str = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = httpx.post(self.url, json=self.body(alert), timeout=self.timeout)
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if response.status_code < 300:
+                return
+            last = f"HTTP {response.status_code}"
+            if response.status_code < 500:
+                break
+        raise AlertError(f"{self.name} {_mask(self.url)}: {last} after {attempt + 1} attempt(s)")
+
+
+class SlackChannel(WebhookChannel):
+    """A Slack incoming webhook."""
+
+    name = "slack"
+
+    def body(self, alert: Alert) -> dict[str, Any]:
+        return alert.slack_payload()
+
+
+class AlertError(RuntimeError):
+    """A channel could not deliver an alert."""
+
+
+def channels_from_config(configs: list[AlertConfig]) -> list[Channel]:
+    """Channels from ``monitoring.alerts``; URLs may use ``${VAR}`` from the environment.
+
+    Raises:
+        ConfigError: a webhook or slack channel without a URL, or an unset variable.
+    """
+    import os
+    import string
+
+    from conveyor.errors import ConfigError
+
+    made: list[Channel] = []
+    for i, cfg in enumerate(configs):
+        if cfg.type == "log":
+            made.append(LogChannel(on=cfg.on))
+            continue
+        if not cfg.url:
+            raise ConfigError(f"conveyor.yaml: monitoring.alerts[{i}]: {cfg.type} needs a url")
+        try:
+            url = string.Template(cfg.url).substitute(os.environ)
+        except KeyError as exc:
+            raise ConfigError(
+                f"conveyor.yaml: monitoring.alerts[{i}].url: ${{{exc.args[0]}}} is not set"
+            ) from None
+        cls = SlackChannel if cfg.type == "slack" else WebhookChannel
+        made.append(cls(url, timeout=cfg.timeout, retries=cfg.retries, on=cfg.on))
+    return made
+
+
+def dispatch(
+    alert: Alert,
+    channels: list[Channel],
+    metadata: SqlMetadataStore,
+    *,
+    cooldown_seconds: float,
+) -> list[str]:
+    """Send ``alert`` to the channels that want its kind, unless the same key was sent within
+    the cooldown. Returns the channels that delivered it (empty when suppressed).
+
+    A failing channel does not stop the others; failures are logged and recorded.
+    """
+    wanted = [c for c in channels if c.on in ("any", alert.kind)]
+    if not wanted:
+        return []
+    since = time.time() - cooldown_seconds
+    recent = [
+        e
+        for e in metadata.list_events(since=since, entity=alert.model)
+        if e.action == "alert.sent" and e.details.get("key") == alert.key
+    ]
+    if recent:
+        metadata.append_event(
+            "alert.suppressed",
+            alert.model,
+            reason=f"cooldown: {alert.title}",
+            details={"key": alert.key, "last_sent": recent[-1].at},
+        )
+        return []
+    sent, failed = [], {}
+    for channel in wanted:
+        try:
+            channel.send(alert)
+            sent.append(channel.name)
+        except AlertError as exc:
+            failed[channel.name] = str(exc)
+            log.error("alert not delivered: %s", exc)
+    metadata.append_event(
+        "alert.sent",
+        alert.model,
+        reason=alert.title,
+        details={
+            "key": alert.key,
+            "kind": alert.kind,
+            "sent": sent,
+            "failed": failed,
+            "message": alert.message,
+        },
+    )
+    return sent
+
+
+def _mask(url: str) -> str:
+    """Webhook URLs carry their secret in the path: show the host only."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/..."

@@ -1,0 +1,112 @@
+"""When to retrain: a cron schedule, new data at the source, or drift that persists.
+
+The decisions read the audit log (``monitor.check``, ``retrain.start``, ``watch.cycle``
+events), so they hold across restarts of ``conveyor watch`` and across machines sharing a store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from conveyor.store.metadata import EventRecord, SqlMetadataStore
+
+Kind = Literal["schedule", "new_data", "drift"]
+CHECK, RETRAIN, CYCLE = "monitor.check", "retrain.start", "watch.cycle"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A reason to retrain."""
+
+    kind: Kind
+    reason: str
+
+
+def _events(metadata: SqlMetadataStore, model: str, action: str) -> list[EventRecord]:
+    return [e for e in metadata.list_events(entity=model) if e.action == action]
+
+
+def schedule_due(cron: str, *, last: float | None, now: float) -> bool:
+    """Whether a cron time passed since ``last`` (the first cycle only starts the clock).
+
+    Raises:
+        ConfigError: not a valid cron expression.
+    """
+    from croniter import croniter
+
+    from conveyor.errors import ConfigError
+
+    if not croniter.is_valid(cron):
+        raise ConfigError(f"conveyor.yaml: monitoring.schedule: {cron!r} is not a cron expression")
+    if last is None:
+        return False
+    return float(croniter(cron, last).get_next(float)) <= now
+
+
+def persisting_drift(metadata: SqlMetadataStore, model: str, *, checks: int) -> list[str] | None:
+    """The columns drifted in each of the last ``checks`` checks of ``model`` (any version), or
+    None when drift did not persist that long (a clean check or not enough data breaks it)."""
+    recent = _events(metadata, model, CHECK)[-checks:]
+    if len(recent) < checks:
+        return None
+    drifted = [set(e.details.get("drifted_columns") or ()) for e in recent]
+    if not all(drifted):
+        return None
+    common = set.intersection(*drifted)
+    return sorted(common or set.union(*drifted))
+
+
+def last_retrain(metadata: SqlMetadataStore, model: str) -> float | None:
+    """When the watcher last started the train line for ``model``."""
+    started = _events(metadata, model, RETRAIN)
+    return started[-1].at if started else None
+
+
+def last_cycle(metadata: SqlMetadataStore, model: str) -> EventRecord | None:
+    """The previous watch cycle of ``model`` (holds the source checksum it saw)."""
+    cycles = _events(metadata, model, CYCLE)
+    return cycles[-1] if cycles else None
+
+
+def decide(
+    metadata: SqlMetadataStore,
+    model: str,
+    *,
+    schedule: str | None,
+    on_drift: bool,
+    on_new_data: bool,
+    persist: int,
+    source_checksum: str | None,
+    now: float | None = None,
+) -> list[Trigger]:
+    """Every trigger that fires now (before the cooldown is applied)."""
+    now = time.time() if now is None else now
+    previous = last_cycle(metadata, model)
+    found: list[Trigger] = []
+    if schedule and schedule_due(schedule, last=previous.at if previous else None, now=now):
+        found.append(Trigger("schedule", f"schedule {schedule}"))
+    seen = previous.details.get("source_checksum") if previous else None
+    if on_new_data and source_checksum and seen and source_checksum != seen:
+        found.append(Trigger("new_data", "new data at the source"))
+    if on_drift:
+        columns = persisting_drift(metadata, model, checks=persist)
+        if columns:
+            found.append(
+                Trigger("drift", f"drift in {', '.join(columns)} for {persist} checks in a row")
+            )
+    return found
+
+
+def cooling_down(
+    metadata: SqlMetadataStore, model: str, *, minutes: float, now: float | None = None
+) -> float | None:
+    """Seconds left before the next retrain may start (None when it may start now)."""
+    now = time.time() if now is None else now
+    last = last_retrain(metadata, model)
+    if last is None:
+        return None
+    left = last + minutes * 60 - now
+    return left if left > 0 else None
