@@ -5,7 +5,7 @@ The default rule (the same split Evidently uses, so verdicts are comparable):
 =====================  ===============================  ===================================
 smaller sample         numeric columns                   categorical columns
 =====================  ===============================  ===================================
-<= ``small_sample``    two-sample Kolmogorov-Smirnov     chi-square goodness of fit
+<= ``small_sample``    two-sample Kolmogorov-Smirnov     chi-square test of homogeneity
 (1,000 rows)           (drift: adjusted p < ``p_value``)  (drift: adjusted p < ``p_value``)
 larger                 Wasserstein distance / reference   Jensen-Shannon distance
                        std (drift: >= ``threshold``)      (drift: >= ``threshold``)
@@ -256,11 +256,9 @@ def _categorical(profile: ColumnProfile, present: pd.Series, method: str, out: C
     categories = known + out.new_categories
     ref = np.array([profile.frequencies.get(c, 0) for c in categories], dtype="float64")
     cur = counts.reindex(categories, fill_value=0).to_numpy(dtype="float64")
-    if method == "chi2":
-        expected = np.maximum(ref / ref.sum(), EPS)
-        expected = expected / expected.sum() * cur.sum()
-        observed, expected = _pool_rare(cur, expected)
-        test = stats.chisquare(observed, expected)
+    if method == "chi2":  # homogeneity of two samples: the reference is a sample too
+        table = _pool_rare(np.vstack([ref, cur]))
+        test = stats.chi2_contingency(table, correction=False)
         out.statistic, out.p_value = float(test.statistic), float(test.pvalue)
     else:
         out.statistic = float(jensenshannon(ref / ref.sum(), cur / cur.sum()))
@@ -287,23 +285,17 @@ def _bin_labels(edges: np.ndarray[Any, Any]) -> list[str]:
     ]
 
 
-def _pool_rare(
-    observed: np.ndarray[Any, Any], expected: np.ndarray[Any, Any], *, minimum: float = 5.0
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Pool the categories expected fewer than ``minimum`` times into one cell (the chi-square
-    approximation overstates significance on sparse cells: false alarms on small batches)."""
-    rare = expected < minimum
-    if not rare.any() or rare.all():
-        return observed, expected
-    kept_o, kept_e = observed[~rare], expected[~rare]
-    pooled_o, pooled_e = observed[rare].sum(), expected[rare].sum()
-    if pooled_e < minimum:  # still sparse: fold it into the smallest remaining cell
-        i = int(np.argmin(kept_e))
-        kept_o, kept_e = kept_o.copy(), kept_e.copy()
-        kept_o[i] += pooled_o
-        kept_e[i] += pooled_e
-        return kept_o, kept_e
-    return np.append(kept_o, pooled_o), np.append(kept_e, pooled_e)
+def _pool_rare(table: np.ndarray[Any, Any], *, minimum: float = 5.0) -> np.ndarray[Any, Any]:
+    """Pool the categories (columns of a 2 x k table) expected fewer than ``minimum`` times in
+    either sample into one column: the chi-square approximation overstates significance on
+    sparse cells, which shows up as false alarms on small batches."""
+    totals = table.sum(axis=1, keepdims=True)
+    expected = totals * table.sum(axis=0, keepdims=True) / max(table.sum(), 1.0)
+    rare = expected.min(axis=0) < minimum
+    if rare.sum() <= 1 or rare.all():
+        return table if not rare.all() else table.sum(axis=1, keepdims=True)
+    pooled = table[:, rare].sum(axis=1, keepdims=True)
+    return np.hstack([table[:, ~rare], pooled])
 
 
 def _psi(reference: np.ndarray[Any, Any], current: np.ndarray[Any, Any]) -> float:

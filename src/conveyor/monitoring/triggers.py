@@ -86,17 +86,17 @@ def decide(
     now = time.time() if now is None else now
     previous = last_cycle(metadata, model)
     found: list[Trigger] = []
-    if schedule and schedule_due(schedule, last=previous.at if previous else None, now=now):
-        found.append(Trigger("schedule", f"schedule {schedule}"))
-    seen = previous.details.get("source_checksum") if previous else None
-    if on_new_data and source_checksum and seen and source_checksum != seen:
-        found.append(Trigger("new_data", "new data at the source"))
     if on_drift:
         columns = persisting_drift(metadata, model, checks=persist)
         if columns:
             found.append(
                 Trigger("drift", f"drift in {', '.join(columns)} for {persist} checks in a row")
             )
+    seen = previous.details.get("source_checksum") if previous else None
+    if on_new_data and source_checksum and seen and source_checksum != seen:
+        found.append(Trigger("new_data", "new data at the source"))
+    if schedule and schedule_due(schedule, last=previous.at if previous else None, now=now):
+        found.append(Trigger("schedule", f"schedule {schedule}"))
     return found
 
 
