@@ -97,8 +97,10 @@ def cycle(
     *,
     model: str | None = None,
     on_retrain: Callable[[str], None] | None = None,
+    window_seconds: float | None = None,
 ) -> CycleResult:
-    """One watch cycle (see the module docstring)."""
+    """One watch cycle (see the module docstring); the check reads the prediction log of the
+    last ``window_seconds`` (default ``monitoring.window_hours``)."""
     from conveyor.data.sources import file_checksum
     from conveyor.registry.versions import parse_ref
 
@@ -107,7 +109,8 @@ def cycle(
     mon, metadata = project.config.monitoring, project.metadata
     result = CycleResult(model=name)
     try:
-        result.check = run_check(project, ref)
+        extra = {} if window_seconds is None else {"window_seconds": window_seconds}
+        result.check = run_check(project, ref, **extra)
     except ConveyorError as exc:  # no model yet, no profile: report it, still run triggers
         result.check_error = str(exc)
     data = project.config.data

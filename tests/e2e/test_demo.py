@@ -1,4 +1,4 @@
-"""`conveyor demo`: the visa example end to end, then again on the same folder."""
+"""`conveyor demo`: the visa example around the whole loop, then again on the same folder."""
 
 from __future__ import annotations
 
@@ -19,7 +19,16 @@ def test_demo_then_demo_again(tmp_path: Path) -> None:
     assert f"created {folder / 'conveyor.yaml'}" in out
     assert (folder / "data" / "visa.csv").is_file()
     assert "14/14 steps cached" in out
-    assert "predicted" in out
+    assert "answered by visa-approval:1" in out
+    assert "monitor: no drift (600 rows)" in out
+    assert re.search(r"watch cycle 1: drift in [a-z_, ]*prevailing_wage", out), out
+    assert "retraining because drift in" in out
+    decision = re.search(r"decision: visa-approval:2 (approved|rejected): \S", out)
+    assert decision is not None, out
+    if decision.group(1) == "approved":
+        assert "the running server swapped to visa-approval:2" in out
+        assert "visa-approval@production: v2 -> v1" in out
+    assert len(re.findall(r"monitor-visa-approval-[0-9-]+-[0-9a-f]+\.html", out)) >= 2
     assert "model visa-approval:1" in out
     f1 = re.search(r"\bf1=([0-9.]+)", out)
     assert f1 is not None, out
@@ -27,15 +36,18 @@ def test_demo_then_demo_again(tmp_path: Path) -> None:
     assert str(folder.resolve()) in out
     assert "Traceback" not in proc.stderr
 
-    # the folder holds a real project: two runs, the first trained, the second all cached
+    # the folder holds a real project: trained, all cached, then retrained on fresh data
     runs = json.loads(conveyor("runs", "list", "-p", folder, "--json").stdout)
-    assert [r["steps"] for r in runs] == [{"cached": 14}, {"succeeded": 14}]
-    assert re.search(rf"conveyor runs show {runs[1]['run_id'][:8]}\b", out)
+    assert len(runs) == 3
+    assert [r["steps"] for r in runs[1:]] == [{"cached": 14}, {"succeeded": 14}]
+    assert re.search(rf"conveyor runs show {runs[2]['run_id'][:8]}\b", out)
+    assert runs[0]["status"] in ("succeeded", "gated")
 
     again = conveyor("demo", folder, timeout=300)
     assert "created" not in again.stdout  # reuses the project
     assert "14/14 steps cached" in again.stdout
     assert "model visa-approval:1" in again.stdout  # nothing changed: no new version
+    assert "retraining because drift in" in again.stdout  # fresh data again: a new version
+    assert re.search(r"decision: visa-approval:3 (approved|rejected)", again.stdout)
     runs = json.loads(conveyor("runs", "list", "-p", folder, "--json").stdout)
-    assert len(runs) == 4
-    assert {r["status"] for r in runs} == {"succeeded"}
+    assert len(runs) == 6

@@ -132,6 +132,12 @@ def test_triggers_need_persisting_drift_and_respect_the_cooldown() -> None:
     checked(["a", "b"])
     fired = triggers.decide(store, "m", **decide)
     assert [t.reason for t in fired] == ["drift in a for 2 checks in a row"]
+    checked(["b"])  # b in the last two checks
+    assert [t.reason for t in triggers.decide(store, "m", **decide)] == [
+        "drift in b for 2 checks in a row"
+    ]
+    checked(["c"])  # a different column each time is not persisting drift
+    assert triggers.decide(store, "m", **decide) == []
     checked([])
     assert triggers.decide(store, "m", **decide) == []
     assert triggers.cooling_down(store, "m", minutes=10) is None

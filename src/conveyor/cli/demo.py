@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from conveyor.cli._output import EXIT_FAILURE, console, conveyor_errors, fmt_seconds
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from conveyor.project import Project
 
 
 def demo(
@@ -22,11 +15,13 @@ def demo(
         Path, typer.Argument(help="Project folder to create (kept to inspect).")
     ] = Path("demo"),
 ) -> None:
-    """Scaffold the visa project, train it, run it again from the cache, and serve the model."""
+    """The visa example around the whole loop: scaffold, train, serve, monitor, detect drift,
+    alert, retrain on fresh data, decide, hot swap, lineage, rollback."""
     import time
 
     from rich.markup import escape
 
+    from conveyor.cli._demo_loop import run_loop
     from conveyor.cli._progress import LiveProgress
     from conveyor.cli.init import scaffold
     from conveyor.cli.run import export_report
@@ -38,7 +33,18 @@ def demo(
             out.rule("1. scaffold the visa project (seeded synthetic EasyVisa data)")
             for path in scaffold(directory, example="visa"):
                 out.print(f"  created {path}")
-        with Project.load(directory) as proj:
+        else:  # a demo already ran here and left drifted data: start from the same world
+            from conveyor.examples.visa.generate import write_csv
+
+            write_csv(directory / "data" / "visa.csv")
+            out.print(f"  reusing {directory}; data/visa.csv reset to the example's initial data")
+        # The demo retrains on every run, triggered by drift only (each run resets the data,
+        # which the new-data trigger would count as new); a real project keeps its settings.
+        demo_settings = [
+            "monitoring.retrain.cooldown_minutes=0",
+            "monitoring.retrain.on_new_data=false",
+        ]
+        with Project.load(directory, overrides=demo_settings) as proj:
             out.rule("2. train: ingest -> split -> train candidates -> evaluate -> register")
             first = proj.run(hooks=LiveProgress(out))
             if not first.ok:
@@ -50,9 +56,8 @@ def demo(
             took = time.perf_counter() - started
             cached = sum(1 for s in again.steps.values() if str(s) == "cached")
             out.print(f"  {cached}/{len(again.steps)} steps cached, run took {fmt_seconds(took)}")
-            out.rule("4. serve it: FastAPI on loopback, an API key, five applications scored")
             reg = proj.load_artifact(first.outputs["registration"].digest)
-            _serve_a_few(proj, reg["name"], out)
+            loop = run_loop(proj, reg["name"], out)
             record = proj.metadata.get_run(first.run_id)
             html = proj.load_artifact(first.outputs["report_html"].digest)
             report_path = export_report(proj.root, first.run_id, html)
@@ -68,49 +73,22 @@ def demo(
         f"  {reg['name']}@{reg['alias'] or '-'}: v{reg['version']} ({reg['status']}: "
         f"{escape(reg['reason'])})"
     )
-    out.print(f"  report: {report_path}")
+    out.print(f"  served by: {', '.join(dict.fromkeys(loop.served))}")
+    out.print(f"  monitoring: normal traffic: {escape(loop.calm)}")
+    out.print(
+        f"              drifted traffic: {escape(loop.drift)}; "
+        f"alerts: {', '.join(loop.alerts) or '-'}"
+    )
+    d = loop.decision
+    out.print(
+        f"  retrained because {escape(loop.cause or '-')}: v{d.get('version', '?')} "
+        f"{d.get('status', '-')} ({escape(str(d.get('reason', '-')))})"
+    )
+    out.print(f"  rollback: {escape(loop.rollback)}")
+    out.print(f"  training report: {report_path}")
+    out.print(f"  drift reports: {', '.join(loop.reports)}")
     out.print(f"  project folder: {directory.resolve()}")
     out.print(
         f"  next: conveyor runs list -p {directory}   conveyor runs show {first.run_id[:8]} "
         f"-p {directory}"
-    )
-
-
-def _serve_a_few(proj: Project, name: str, out: Console) -> None:
-    """Start the real server in a thread, create a key, score five rows over HTTP, stop."""
-    import httpx
-
-    from conveyor.data import sources
-    from conveyor.serving.app import ServeSettings, create_app
-    from conveyor.serving.auth import create_key
-    from conveyor.serving.background import BackgroundServer
-
-    assert proj.config.data is not None and proj.config.registry is not None
-    alias = proj.config.registry.promote.alias
-    key = create_key(proj.metadata, f"demo-{uuid.uuid4().hex[:8]}")
-    settings = ServeSettings(project=str(proj.root), model=f"{name}@{alias}")
-    rows = sources.load(proj.config.data.source, proj.root).head(5)
-    target = proj.config.data.target
-    records = json.loads(rows.drop(columns=[target]).to_json(orient="records"))
-    with BackgroundServer(create_app(settings, proj)) as server:
-        response = httpx.post(
-            f"{server.url}/v1/predict",
-            json={"records": records},
-            headers={"Authorization": f"Bearer {key.token}"},
-            timeout=30,
-        )
-        response.raise_for_status()
-        body = response.json()
-    out.print(
-        f"  POST {server.url}/v1/predict -> {body['model']['name']}:{body['model']['version']}, "
-        f"request {body['request_id'][:8]}"
-    )
-    for case, truth, pred, probs in zip(
-        rows["case_id"], rows[target], body["predictions"], body["probabilities"], strict=True
-    ):
-        out.print(f"  {case:<10} actual {truth:<10} predicted {pred:<10} p={probs[pred]:.2f}")
-    logged = sum(p.n_rows for p in proj.metadata.list_prediction_logs(name))
-    out.print(
-        f"  prediction log: {logged} rows in the artifact store. Serve it yourself: "
-        f"conveyor keys create --name me -p {proj.root.name} && conveyor serve -p {proj.root.name}"
     )

@@ -69,7 +69,7 @@ def monitor(
         if no_alerts:
             kwargs["channels"] = []
         result = run_check(proj, model_ref(proj, model), **kwargs)
-        path = _export(proj.root, result)
+        path = export_report(proj.root, result)
     if json_:
         print_json({**result.report, "report_path": str(path), "alerts": result.alerts})
     else:
@@ -138,9 +138,11 @@ def _table(proj: object, path: str) -> object:
     return sources.load(SourceConfig(type=kind, path=path), proj.root)  # type: ignore[attr-defined]
 
 
-def _export(root: Path, result: CheckResult) -> Path:
+def export_report(root: Path, result: CheckResult) -> Path:
+    """Write a check's HTML report under .conveyor/reports/ (the artifact stays the record)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = root / ".conveyor" / "reports" / f"monitor-{result.model.name}-{stamp}.html"
+    name = f"monitor-{result.model.name}-{stamp}-{result.html_digest[:6]}.html"
+    path = root / ".conveyor" / "reports" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(result.html)
     return path

@@ -133,7 +133,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
             "profile",
             inputs={"model": "model", "train": "train", "test": "test", "evaluation": "evaluation"},
             outputs=("reference_profile",),
-            params={"target": data.target, "drop": list(config.features.drop), "seed": seed},
+            params={"target": data.target, "drop": list(config.features.drop)},
         ),
         Step(
             register,
@@ -327,7 +327,6 @@ def _profile(
     *,
     target: str,
     drop: list[str],
-    seed: int,
 ) -> dict[str, Any]:
     """The reference profile drift checks compare against: the training features, and the
     model's outputs on the test split (out-of-sample, like served traffic)."""
@@ -347,7 +346,6 @@ def _profile(
         predictions=predictions,
         probabilities=probabilities,
         positive=positive,
-        seed=seed,
     )
     return profile.to_dict()
 

@@ -181,8 +181,9 @@ def detect(
 def _column(profile: ColumnProfile, series: pd.Series, settings: DriftSettings) -> ColumnDrift:
     rule = settings.columns.get(profile.name, ColumnRule())
     missing = series.isna().to_numpy()
-    n_current = int(len(series) - missing.sum())
-    missing_current = float(missing.mean()) if len(series) else 0.0
+    n_missing = int(missing.sum())
+    n_current = len(series) - n_missing
+    missing_current = n_missing / len(series) if len(series) else 0.0
     method = _method(profile, n_current, rule, settings)
     tested = method in ("ks", "chi2")
     threshold = (
@@ -202,10 +203,12 @@ def _column(profile: ColumnProfile, series: pd.Series, settings: DriftSettings) 
     )
     if n_current < settings.min_rows or profile.n_present == 0:
         return result
-    present = series[~missing]
+    present = series[~missing] if n_missing else series  # no copy when nothing is missing
     if profile.kind == "numeric" and is_numeric(present):
         values = present.to_numpy(dtype="float64")
-        values = values[np.isfinite(values)]
+        finite = np.isfinite(values)
+        if not finite.all():
+            values = values[finite]
         _numeric(profile, values, method, result)
     else:
         _categorical(profile, present, method, result)
@@ -230,20 +233,45 @@ def _numeric(
 ) -> None:
     from scipy import stats
 
-    reference = np.asarray(profile.sample, dtype="float64")
+    reference = np.sort(np.asarray(profile.sample, dtype="float64"))  # stored sorted: cheap
     if method == "ks":
         test = stats.ks_2samp(reference, values)
         out.statistic, out.p_value = float(test.statistic), float(test.pvalue)
-    else:
-        scale = profile.std or 1.0
-        out.statistic = float(stats.wasserstein_distance(reference, values) / scale)
+    values = np.sort(values)  # one sort serves the distance and the PSI bins
+    if method != "ks":
+        out.statistic = _wasserstein_sorted(reference, values) / (profile.std or 1.0)
     edges = np.asarray(profile.edges, dtype="float64")
-    current_counts = np.bincount(
-        np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1
-    )
+    # Bin k holds edges[k-1] <= v < edges[k], as searchsorted(edges, v, "right") numbers them.
+    below = np.searchsorted(values, edges, side="left")
+    current_counts = np.diff(np.concatenate(([0], below, [len(values)])))
     ref_counts = np.asarray(profile.counts, dtype="float64")
     out.psi = _psi(ref_counts, current_counts.astype("float64"))
     _shares(out, _bin_labels(edges), ref_counts, current_counts.astype("float64"))
+
+
+def _wasserstein_sorted(u: np.ndarray[Any, Any], v: np.ndarray[Any, Any]) -> float:
+    """Exact 1-Wasserstein distance of two sorted samples, in O(len(u) + len(v)).
+
+    Equal to ``scipy.stats.wasserstein_distance(u, v)``, which argsorts both, sorts their union
+    and binary-searches every point (about 0.2 s per million rows). W1 is the integral over p in
+    (0, 1) of |Q_u(p) - Q_v(p)|. With m = len(u) <= n = len(v), the quantile function of v steps
+    every 1/n and that of u every 1/m, so each step of v holds at most one step change of u and
+    the steps pair up by index arithmetic.
+    """
+    if len(u) > len(v):
+        u, v = v, u
+    m, n = len(u), len(v)
+    k = np.arange(m + 1, dtype=np.int64)
+    starts = -(-k * n // m)  # ceil(k n / m): the first step of v where Q_u is u[k]
+    paired = np.repeat(u, np.diff(starts))  # Q_u at the start of every step of v
+    np.subtract(v, paired, out=paired)
+    total = float(np.abs(paired, out=paired).sum()) / n
+    k = k[1:-1][(k[1:-1] * n) % m != 0]  # changes of Q_u strictly inside a step of v
+    if k.size:
+        i = (k * n) // m
+        after = (i + 1) / n - k / m  # the part of step i where Q_u is already u[k]
+        total += float(np.dot(after, np.abs(v[i] - u[k]) - np.abs(v[i] - u[k - 1])))
+    return total
 
 
 def _categorical(profile: ColumnProfile, present: pd.Series, method: str, out: ColumnDrift) -> None:

@@ -1,8 +1,8 @@
 """The reference profile: what drift checks compare against, saved with each model version.
 
 Per feature: row count, missing rate, and for numeric columns quantile bin edges with counts,
-summary statistics and a seeded sample (for exact tests and distances); for categorical
-columns the frequency of every category. The same for the model's output (predicted class, and
+summary statistics and 5,000 evenly spaced quantiles (for exact tests and distances); for
+categorical columns the frequency of every category. The same for the model's output (predicted class, and
 the probability of the positive class). A drift check reads this small JSON document instead
 of the training data.
 """
@@ -81,7 +81,7 @@ def is_numeric(series: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
 
-def profile_column(series: pd.Series, name: str, *, seed: int = 0) -> ColumnProfile:
+def profile_column(series: pd.Series, name: str) -> ColumnProfile:
     """The profile of one column (vectorised: no Python loop over rows)."""
     n = len(series)
     missing = series.isna().to_numpy()
@@ -91,9 +91,14 @@ def profile_column(series: pd.Series, name: str, *, seed: int = 0) -> ColumnProf
         values = values[np.isfinite(values)]
         edges = _quantile_edges(values)
         counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-        rng = np.random.default_rng(seed)
+        # Evenly spaced quantiles, not a random draw: a random 5,000 of the 25,480 visa rows is
+        # 0.01-0.035 std away from the full reference in Wasserstein distance (a third of the
+        # 0.1 threshold on yr_of_estab); these quantiles are < 0.002 away.
+        probabilities = (np.arange(SAMPLE_SIZE) + 0.5) / SAMPLE_SIZE
         sample = (
-            values if len(values) <= SAMPLE_SIZE else rng.choice(values, SAMPLE_SIZE, replace=False)
+            values
+            if len(values) <= SAMPLE_SIZE
+            else np.quantile(values, probabilities, method="inverted_cdf")
         )
         return ColumnProfile(
             name,
@@ -122,17 +127,16 @@ def build_profile(
     predictions: Any = None,
     probabilities: Any = None,
     positive: Any = None,
-    seed: int = 0,
 ) -> ReferenceProfile:
     """Profile the reference features and, if given, the model's outputs on reference rows."""
     import pandas as pd
 
-    columns = {str(c): profile_column(features[c], str(c), seed=seed) for c in features.columns}
+    columns = {str(c): profile_column(features[c], str(c)) for c in features.columns}
     outputs: dict[str, ColumnProfile] = {}
     if predictions is not None:
-        outputs[PREDICTION] = profile_column(pd.Series(predictions), PREDICTION, seed=seed)
+        outputs[PREDICTION] = profile_column(pd.Series(predictions), PREDICTION)
     if probabilities is not None:
-        outputs[PROBABILITY] = profile_column(pd.Series(probabilities), PROBABILITY, seed=seed)
+        outputs[PROBABILITY] = profile_column(pd.Series(probabilities), PROBABILITY)
     return ReferenceProfile(columns, outputs, len(features), positive)
 
 

@@ -47,16 +47,15 @@ def schedule_due(cron: str, *, last: float | None, now: float) -> bool:
 
 
 def persisting_drift(metadata: SqlMetadataStore, model: str, *, checks: int) -> list[str] | None:
-    """The columns drifted in each of the last ``checks`` checks of ``model`` (any version), or
-    None when drift did not persist that long (a clean check or not enough data breaks it)."""
+    """The columns drifted in every one of the last ``checks`` checks of ``model`` (any
+    version), or None when no column did (a clean check, not enough data, or a different
+    column each time - as chance false alarms would be - breaks the run)."""
     recent = _events(metadata, model, CHECK)[-checks:]
     if len(recent) < checks:
         return None
     drifted = [set(e.details.get("drifted_columns") or ()) for e in recent]
-    if not all(drifted):
-        return None
     common = set.intersection(*drifted)
-    return sorted(common or set.union(*drifted))
+    return sorted(common) or None
 
 
 def last_retrain(metadata: SqlMetadataStore, model: str) -> float | None:
