@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 PEERS_DIR = Path(__file__).resolve().parent / ".venv-peers"
-PEERS = ("mlflow>=3,<4",)
+PEERS = ("mlflow>=3,<4", "lightgbm")  # lightgbm: bench/serve.py loads the visa model (LGBM)
 # Written after a successful install; holds the requirements it was made with.
 _MARKER = PEERS_DIR / "conveyor-bench-peers.txt"
 _INSTALL_TIMEOUT_S = 1800

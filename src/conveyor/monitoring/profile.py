@@ -2,9 +2,9 @@
 
 Per feature: row count, missing rate, and for numeric columns quantile bin edges with counts,
 summary statistics and 5,000 evenly spaced quantiles (for exact tests and distances); for
-categorical columns the frequency of every category. The same for the model's output (predicted class, and
-the probability of the positive class). A drift check reads this small JSON document instead
-of the training data.
+categorical columns the frequency of every category. The same for the model's output
+(predicted class, and the probability of the positive class). A drift check reads this small
+JSON document instead of the training data.
 """
 
 from __future__ import annotations
