@@ -143,8 +143,11 @@ def predict(
             else {},
         )
         total, chunks = sources.iter_chunks(source, proj.root, rows=chunk_rows)
+        chunks = batch.in_background(chunks, depth=1)  # the next chunk is read meanwhile
         start = time.perf_counter()
-        scored = (out for _, out, _ in batch.score_chunks(loaded, chunks, source=input_))
+        scored = batch.in_background(  # read, validate and predict while the last chunk is written
+            out for _, out, _ in batch.score_chunks(loaded, chunks, source=input_)
+        )
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),

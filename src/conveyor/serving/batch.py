@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from conveyor.errors import ArtifactStorageError, DataValidationError
 from conveyor.monitoring.current import PREDICTION, PROBA_PREFIX
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     import pandas as pd
 
     from conveyor.serving.model import LoadedModel, Predictions
 
+T = TypeVar("T")
 Format = Literal["csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("csv", "parquet")
 DEFAULT_CHUNK_ROWS = 100_000
@@ -67,6 +68,50 @@ def score_chunks(
         predictions = model.predict(frame)
         yield frame, annotate(model, chunk, predictions), predictions
         offset += len(chunk)
+
+
+def in_background(items: Iterable[T], *, depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a worker thread, ``depth`` items ahead of the consumer.
+
+    Scoring chains reading, validating and predicting in the worker while the caller writes
+    the previous chunk (pyarrow and numpy release the GIL): I/O overlaps the model. An
+    exception in the worker is raised here, in order.
+    """
+    import queue
+    import threading
+
+    done = object()
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                box.put((item, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            box.put((None, exc))
+        else:
+            box.put((done, None))
+
+    worker = threading.Thread(target=produce, name="conveyor-score", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = box.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a worker waiting on a full queue
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
 
 
 def write_table(

@@ -38,8 +38,8 @@ class ServingState:
     predlog: PredictionLog | None = None
 
 
-def get_state(request: Request) -> ServingState:
-    """The server's state."""
+async def get_state(request: Request) -> ServingState:
+    """The server's state (``async``: FastAPI would run a plain ``def`` in its thread pool)."""
     state: ServingState = request.app.state.conveyor
     return state
 
@@ -47,7 +47,7 @@ def get_state(request: Request) -> ServingState:
 State = Annotated[ServingState, Depends(get_state)]
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     state: State,
     api_key: Annotated[str | None, Security(api_key_header)] = None,

@@ -132,24 +132,40 @@ class PredictionLog:
 
 
 def batches_to_frame(batches: list[Batch]) -> pd.DataFrame:
-    """Inputs (training schema columns), prediction, class probabilities, version, id, time."""
-    import numpy as np
+    """Inputs (training schema columns), prediction, class probabilities, version, id, time.
+
+    JSON batches are merged as column lists and turned into ONE frame (building a frame per
+    one-row batch cost ~2.8 ms each and held the GIL against the request path); file batches
+    already carry their frame.
+    """
     import pandas as pd
 
+    lists = [b for b in batches if b.frame is None]
+    frames = [b for b in batches if b.frame is not None]
     parts = []
-    for batch in batches:
-        if batch.frame is not None:
-            part = batch.frame.reset_index(drop=True)
-        else:
-            assert batch.columns is not None
-            part = batch.model.contract.frame(batch.columns)
-        preds = batch.predictions
-        part[PREDICTION] = pd.Series(preds.labels)
-        if preds.probabilities is not None and preds.classes is not None:
-            for i, cls in enumerate(preds.classes):
-                part[f"{PROBA_PREFIX}{cls}"] = preds.probabilities[:, i]
-        part[MODEL_VERSION] = batch.model.record.version
-        part[REQUEST_ID] = batch.request_ids
-        part[PREDICTED_AT] = np.full(len(part), batch.at)
-        parts.append(part)
+    if lists:
+        contract = lists[0].model.contract
+        merged = {
+            name: [v for b in lists for v in (b.columns or {})[name]] for name in contract.columns
+        }
+        parts.append(_with_outputs(contract.frame(merged), lists))
+    for batch in frames:
+        assert batch.frame is not None
+        parts.append(_with_outputs(batch.frame.reset_index(drop=True), [batch]))
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _with_outputs(part: pd.DataFrame, batches: list[Batch]) -> pd.DataFrame:
+    """``part`` (the inputs of ``batches``, in order) with their outputs and keys appended."""
+    import numpy as np
+
+    first = batches[0].predictions
+    part[PREDICTION] = [label for b in batches for label in b.predictions.labels]
+    if first.probabilities is not None and first.classes is not None:
+        stacked = np.vstack([b.predictions.probabilities for b in batches])  # type: ignore[misc]
+        for i, cls in enumerate(first.classes):
+            part[f"{PROBA_PREFIX}{cls}"] = stacked[:, i]
+    part[MODEL_VERSION] = batches[0].model.record.version
+    part[REQUEST_ID] = [rid for b in batches for rid in b.request_ids]
+    part[PREDICTED_AT] = np.repeat([b.at for b in batches], [len(b.predictions) for b in batches])
+    return part
