@@ -193,7 +193,10 @@ def check(
         scored = score(model, features) if len(features) else None
         outputs = outputs_of(scored, positive) if scored is not None else None
         if scored is not None:
-            current = current.reset_index(drop=True).join(scored, rsuffix="_scored")
+            import pandas as pd
+
+            kept = current.drop(columns=[c for c in scored.columns if c in current.columns])
+            current = pd.concat([kept.reset_index(drop=True), scored], axis=1)
         source = source or "a file"
     drift = detect(profile, current, settings, outputs=outputs)
     perf = None

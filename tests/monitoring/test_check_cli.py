@@ -1,0 +1,121 @@
+"""`conveyor monitor` on a file with labels (performance), its report, and `conveyor watch`
+stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from tests.e2e.conftest import CONVEYOR, cli_env, conveyor
+
+from conveyor.examples.visa.generate import generate
+from conveyor.monitoring.monitor import check
+from conveyor.project import Project
+
+pytestmark = pytest.mark.slow
+MODEL = "visa-approval"
+
+
+@pytest.fixture
+def project(trained_visa: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(trained_visa, tmp_path / "p"))
+
+
+def test_labels_give_the_training_metrics_on_current_rows(project: Path) -> None:
+    from sklearn.metrics import f1_score
+
+    frame = generate(n_rows=3000, seed=31, dirt=False)
+    with Project.load(project) as proj:
+        result = check(
+            proj.metadata,
+            proj.artifacts,
+            f"{MODEL}@production",
+            current=frame.drop(columns=["case_status"]),
+            source="batch.csv",
+            labels=frame[["case_id", "case_status"]],
+            label_key="case_id",
+            target="case_status",
+        )
+        model = proj.load_model(f"{MODEL}@production")
+        record = proj.metadata.get_model_version(MODEL, 1)
+    expected = f1_score(
+        frame["case_status"],
+        model.predict(frame.drop(columns=["case_status"])),
+        pos_label="Certified",
+    )
+    perf = {m["name"]: m for m in (result.performance or {})["metrics"]}
+    assert result.performance is not None and result.performance["rows"] == 3000
+    assert perf["f1"]["current"] == pytest.approx(expected)
+    assert perf["f1"]["training"] == pytest.approx(record.metrics["f1"])
+    assert perf["f1"]["change"] == pytest.approx(expected - record.metrics["f1"])
+    assert {"roc_auc", "accuracy", "log_loss"} <= set(perf)
+    assert result.drift.drifted_columns == []
+    # the report: JSON and a self-contained page, stored and linked by an audit event
+    assert result.report["performance"] == result.performance
+    html = result.html.decode()
+    assert "Drift report" in html and html.count("data:image/png;base64,") == 12
+    assert "http://" not in html and "https://" not in html
+    with Project.load(project) as proj:
+        event = [e for e in proj.metadata.list_events(entity=f"{MODEL}:1")][-1]
+        assert event.action == "monitor.check"
+        assert event.details["html"] == result.html_digest
+        assert proj.artifacts.get_bytes(result.html_digest) == result.html
+
+
+def test_monitor_cli_prints_the_table_and_writes_the_report(project: Path, tmp_path: Path) -> None:
+    drifted = generate(n_rows=2000, seed=32, drift=True, dirt=False)
+    drifted.to_csv(tmp_path / "batch.csv", index=False)
+    done = conveyor(
+        "monitor",
+        "--current",
+        tmp_path / "batch.csv",
+        "--no-alerts",
+        "--fail-on-drift",
+        "-p",
+        project,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr  # 2 of 10 columns: no dataset drift
+    assert "drift in continent, prevailing_wage" in done.stdout
+    report = Path(done.stdout.split("report: ")[1].split()[0])
+    assert report.is_file() and report.parent == project / ".conveyor" / "reports"
+    data = json.loads(
+        conveyor(
+            "monitor", "--current", tmp_path / "batch.csv", "--no-alerts", "--json", "-p", project
+        ).stdout
+    )
+    assert set(data["drift"]["drifted_columns"]) == {"continent", "prevailing_wage"}
+    assert data["drift"]["prediction_drift"] is True
+
+
+def test_watch_stops_cleanly_on_sigterm(project: Path) -> None:
+    proc = subprocess.Popen(
+        [str(CONVEYOR), "watch", "--interval", "1", "-p", str(project)],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        with Project.load(project) as proj:
+            while not [e for e in proj.metadata.list_events() if e.action == "watch.cycle"]:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no watch cycle"
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopping after this cycle" in out
+    assert "not enough data" in out  # nothing served yet: no verdict
+
+
+def test_watch_once_without_a_profile_explains(tmp_path: Path) -> None:
+    done = conveyor("watch", "--once", "-p", tmp_path, check=False)
+    assert done.returncode == 1 and "conveyor.yaml" in done.stderr
