@@ -33,11 +33,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-bench: $(STAMP)  ## benchmarks (tracking.py builds its own venv with MLflow in bench/.venv-peers)
+bench: $(STAMP)  ## benchmarks (peers in their own venvs: bench/.venv-peers, bench/.venv-evidently)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/drift.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
