@@ -619,3 +619,15 @@ def test_prediction_logs_are_indexed_by_model_version_and_time(store: SqlMetadat
     assert [p.n_rows for p in store.list_prediction_logs("m", since=25.0)] == [6, 7]
     assert [p.n_rows for p in store.list_prediction_logs("m", until=20.5)] == [5]
     assert store.list_prediction_logs("other") == []
+
+
+def test_list_events_by_action_and_newest(store: SqlMetadataStore) -> None:
+    for i in range(5):
+        store.append_event("monitor.check", f"m:{i}", details={"i": i})
+        store.append_event("watch.cycle", "m")
+    store.append_event("monitor.check", "other:1")
+    checks = store.list_events(entity="m", action="monitor.check")
+    assert [e.details["i"] for e in checks] == [0, 1, 2, 3, 4]
+    newest = store.list_events(entity="m", action="monitor.check", last=2)
+    assert [e.details["i"] for e in newest] == [3, 4]  # oldest first, still
+    assert len(store.list_events(action="watch.cycle", last=10)) == 5

@@ -185,8 +185,8 @@ def dispatch(
     since = time.time() - cooldown_seconds
     recent = [
         e
-        for e in metadata.list_events(since=since, entity=alert.model)
-        if e.action == "alert.sent" and e.details.get("key") == alert.key
+        for e in metadata.list_events(since=since, entity=alert.model, action="alert.sent")
+        if e.details.get("key") == alert.key
     ]
     if recent:
         metadata.append_event(

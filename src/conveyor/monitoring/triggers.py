@@ -25,8 +25,12 @@ class Trigger:
     reason: str
 
 
-def _events(metadata: SqlMetadataStore, model: str, action: str) -> list[EventRecord]:
-    return [e for e in metadata.list_events(entity=model) if e.action == action]
+def _events(
+    metadata: SqlMetadataStore, model: str, action: str, *, last: int = 1
+) -> list[EventRecord]:
+    """The newest ``last`` events of one kind for ``model`` (filtered in SQL: the audit log
+    grows by a few events per watch cycle)."""
+    return metadata.list_events(entity=model, action=action, last=last)
 
 
 def schedule_due(cron: str, *, last: float | None, now: float) -> bool:
@@ -50,7 +54,7 @@ def persisting_drift(metadata: SqlMetadataStore, model: str, *, checks: int) -> 
     """The columns drifted in every one of the last ``checks`` checks of ``model`` (any
     version), or None when no column did (a clean check, not enough data, or a different
     column each time - as chance false alarms would be - breaks the run)."""
-    recent = _events(metadata, model, CHECK)[-checks:]
+    recent = _events(metadata, model, CHECK, last=checks)
     if len(recent) < checks:
         return None
     drifted = [set(e.details.get("drifted_columns") or ()) for e in recent]

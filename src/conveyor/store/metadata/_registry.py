@@ -265,18 +265,30 @@ class RegistryMixin(SqlStoreBase):
             _insert_event(conn, action, entity, reason=reason, details=details)
 
     def list_events(
-        self, *, since: float | None = None, entity: str | None = None
+        self,
+        *,
+        since: float | None = None,
+        entity: str | None = None,
+        action: str | None = None,
+        last: int | None = None,
     ) -> list[EventRecord]:
         """Audit events, oldest first; ``entity`` keeps those of one model (``name`` or
-        ``name:version``)."""
-        query = select(t.events).order_by(t.events.c.id)
+        ``name:version``), ``action`` those of one kind, ``last`` only the newest N."""
+        e = t.events.c
+        query = select(t.events)
         if since is not None:
-            query = query.where(t.events.c.at >= since)
+            query = query.where(e.at >= since)
         if entity is not None:
-            exact = t.events.c.entity == entity
-            query = query.where(exact | t.events.c.entity.startswith(f"{entity}:", autoescape=True))
+            query = query.where(
+                (e.entity == entity) | e.entity.startswith(f"{entity}:", autoescape=True)
+            )
+        if action is not None:
+            query = query.where(e.action == action)
+        newest_first = last is not None
+        query = query.order_by(e.id.desc()).limit(last) if newest_first else query.order_by(e.id)
         with self._tx() as conn:
-            return [EventRecord(**r._asdict()) for r in conn.execute(query).all()]
+            found = [EventRecord(**r._asdict()) for r in conn.execute(query).all()]
+        return found[::-1] if newest_first else found
 
 
 def _is_unique_violation(exc: BaseException | None) -> bool:
