@@ -302,10 +302,18 @@ def _shares(
     out.current_share = [round(float(v), 6) for v in cur / max(cur.sum(), 1.0)]
 
 
+def _short(value: float) -> str:
+    """``35280.5`` -> ``35.3k``: bin labels that fit under a bar."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def _bin_labels(edges: np.ndarray[Any, Any]) -> list[str]:
     if len(edges) == 0:
         return ["all"]
-    shown = [f"{e:.4g}" for e in edges]
+    shown = [_short(float(e)) for e in edges]
     return [
         f"< {shown[0]}",
         *(f"{a}-{b}" for a, b in itertools.pairwise(shown)),
