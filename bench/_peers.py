@@ -26,60 +26,72 @@ class PeerEnvError(RuntimeError):
     """The peer environment could not be created or installed."""
 
 
-def _python() -> Path:
-    return PEERS_DIR / "bin" / "python"
-
-
 def peer_python(*, log: bool = True) -> Path:
     """The peer venv's python, creating the venv and installing :data:`PEERS` if needed.
-
-    Progress goes to stderr, so the benchmark's table on stdout stays clean.
 
     Raises:
         PeerEnvError: venv creation or pip install failed (the message says what to try).
     """
-    wanted = "\n".join(PEERS) + "\n"
-    python = _python()
-    if python.exists() and _MARKER.exists() and _MARKER.read_text() == wanted:
+    return bench_venv(PEERS_DIR, PEERS, marker=_MARKER, label="peers", log=log)
+
+
+def bench_venv(
+    directory: Path,
+    requirements: tuple[str, ...],
+    *,
+    marker: Path,
+    label: str,
+    log: bool = True,
+) -> Path:
+    """The python of a benchmark-only venv at ``directory``, created with the Python running
+    the benchmark and pip-installed with ``requirements`` on first use (``marker`` records
+    what it was made with; a change of requirements reinstalls). Progress goes to stderr, so
+    the benchmark's table on stdout stays clean.
+
+    Raises:
+        PeerEnvError: venv creation or pip install failed (the message says what to try).
+    """
+    wanted = "\n".join(requirements) + "\n"
+    python = directory / "bin" / "python"
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python
 
     def say(msg: str) -> None:
         if log:
-            print(f"[peers] {msg}", file=sys.stderr, flush=True)
+            print(f"[{label}] {msg}", file=sys.stderr, flush=True)
 
     if not python.exists():
-        say(f"creating {PEERS_DIR} ({sys.executable} -m venv)")
+        say(f"creating {directory} ({sys.executable} -m venv)")
         done = subprocess.run(
-            [sys.executable, "-m", "venv", str(PEERS_DIR)],
+            [sys.executable, "-m", "venv", str(directory)],
             capture_output=True,
             text=True,
             check=False,
         )
         if done.returncode != 0:
             raise PeerEnvError(
-                f"could not create the peer venv {PEERS_DIR}: {done.stderr.strip()[-1000:]}"
+                f"could not create the venv {directory}: {done.stderr.strip()[-1000:]}"
                 " (on Debian/Ubuntu: apt-get install python3-venv)"
             )
-    say(f"installing {' '.join(PEERS)} into {PEERS_DIR} (first use; a minute or two)")
+    reqs = " ".join(requirements)
+    say(f"installing {reqs} into {directory} (first use; a minute or two)")
     cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar"]
-    cmd += ["off", *PEERS]
+    cmd += ["off", *requirements]
     try:
         # pip's own lines ("Collecting ...") stream to stderr as progress.
-        done = subprocess.run(
+        installed = subprocess.run(
             cmd, stdout=sys.stderr, stderr=sys.stderr, check=False, timeout=_INSTALL_TIMEOUT_S
         )
     except subprocess.TimeoutExpired:
+        raise PeerEnvError(f"pip install {reqs} did not finish in {_INSTALL_TIMEOUT_S} s") from None
+    if installed.returncode != 0:
         raise PeerEnvError(
-            f"pip install {' '.join(PEERS)} did not finish in {_INSTALL_TIMEOUT_S} s"
-        ) from None
-    if done.returncode != 0:
-        raise PeerEnvError(
-            f"pip install {' '.join(PEERS)} into {PEERS_DIR} failed (exit {done.returncode}; "
-            "its output is above). Check that PyPI is reachable, then delete that folder and "
-            "run again, or run: .venv/bin/python bench/_peers.py"
+            f"pip install {reqs} into {directory} failed (exit {installed.returncode}; its "
+            "output is above). Check that PyPI is reachable, then delete that folder and run "
+            "again."
         )
-    _MARKER.write_text(wanted)
-    say("peer environment ready")
+    marker.write_text(wanted)
+    say(f"{label} environment ready")
     return python
 
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _peers import PeerEnvError
+from _peers import PeerEnvError, bench_venv
 from _report import Row, fmt, print_table, section
 
 if TYPE_CHECKING:
@@ -49,64 +49,21 @@ EVIDENTLY_DIR = Path(__file__).resolve().parent / ".venv-evidently"
 EVIDENTLY_REQUIREMENTS = ("evidently>=0.7,<0.8", "pandas<3", "pyarrow")
 # Written after a successful install; holds the requirements it was made with.
 _MARKER = EVIDENTLY_DIR / "conveyor-bench-evidently.txt"
-_INSTALL_TIMEOUT_S = 1800
 
 
 # -- the Evidently venv ------------------------------------------------------------------------
 
 
 def evidently_python(*, log: bool = True) -> Path:
-    """The Evidently venv's python, creating it and installing the requirements if needed.
-
-    Same scheme as bench/_peers.py (``python -m venv`` with the Python running the benchmark,
-    then pip), in a venv of its own because Evidently 0.7 does not import with pandas 3.
-    Progress goes to stderr, so the table on stdout stays clean.
+    """The Evidently venv's python (see :func:`_peers.bench_venv`): a venv of its own because
+    Evidently 0.7 does not import with pandas 3.
 
     Raises:
         PeerEnvError: venv creation or pip install failed (the message says what to try).
     """
-    wanted = "\n".join(EVIDENTLY_REQUIREMENTS) + "\n"
-    python = EVIDENTLY_DIR / "bin" / "python"
-    if python.exists() and _MARKER.exists() and _MARKER.read_text() == wanted:
-        return python
-
-    def say(msg: str) -> None:
-        if log:
-            print(f"[evidently] {msg}", file=sys.stderr, flush=True)
-
-    if not python.exists():
-        say(f"creating {EVIDENTLY_DIR} ({sys.executable} -m venv)")
-        done = subprocess.run(
-            [sys.executable, "-m", "venv", str(EVIDENTLY_DIR)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise PeerEnvError(
-                f"could not create the venv {EVIDENTLY_DIR}: {done.stderr.strip()[-1000:]}"
-                " (on Debian/Ubuntu: apt-get install python3-venv)"
-            )
-    reqs = " ".join(EVIDENTLY_REQUIREMENTS)
-    say(f"installing {reqs} into {EVIDENTLY_DIR} (first use; a minute or two)")
-    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar"]
-    cmd += ["off", *EVIDENTLY_REQUIREMENTS]
-    try:
-        # pip's own lines ("Collecting ...") stream to stderr as progress.
-        installed = subprocess.run(
-            cmd, stdout=sys.stderr, stderr=sys.stderr, check=False, timeout=_INSTALL_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired:
-        raise PeerEnvError(f"pip install {reqs} did not finish in {_INSTALL_TIMEOUT_S} s") from None
-    if installed.returncode != 0:
-        raise PeerEnvError(
-            f"pip install {reqs} into {EVIDENTLY_DIR} failed (exit {installed.returncode}; its "
-            "output is above). Check that PyPI is reachable, then delete that folder and run "
-            "again."
-        )
-    _MARKER.write_text(wanted)
-    say("Evidently environment ready")
-    return python
+    return bench_venv(
+        EVIDENTLY_DIR, EVIDENTLY_REQUIREMENTS, marker=_MARKER, label="evidently", log=log
+    )
 
 
 # -- the measured child (runs in either venv) --------------------------------------------------
