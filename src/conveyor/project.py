@@ -158,6 +158,19 @@ class Project:
                 config_hash=self.config_hash(),
             )
 
+    def model_ref(self, ref: str | None = None) -> str:
+        """``ref``, or the served model by default: ``registry.model@registry.promote.alias``.
+
+        Raises:
+            ConfigError: no ``ref`` and no registry section.
+        """
+        if ref:
+            return ref
+        if self.config.registry is None:
+            raise ConfigError(f"{CONFIG_FILE} has no registry section: pass --model NAME@ALIAS")
+        registry = self.config.registry
+        return f"{registry.model}@{registry.promote.alias}"
+
     def load_artifact(self, digest: str) -> Any:
         """Load any recorded artifact by its SHA-256 (verified before decoding)."""
         return self.artifacts.get(digest, self.metadata.artifact_kind(digest))

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConfigError, ConveyorError
+from conveyor.errors import ConveyorError
 from conveyor.monitoring import triggers
 
 if TYPE_CHECKING:
@@ -46,16 +46,6 @@ class CycleResult:
     def cause(self) -> str:
         """``drift in prevailing_wage, continent for 2 checks in a row; new data at the source``."""
         return "; ".join(t.reason for t in self.triggers)
-
-
-def model_ref(project: Project, model: str | None = None) -> str:
-    """``registry.model@registry.promote.alias`` unless ``model`` is given."""
-    if model:
-        return model
-    if project.config.registry is None:
-        raise ConfigError("conveyor.yaml has no registry section: pass --model NAME@ALIAS")
-    registry = project.config.registry
-    return f"{registry.model}@{registry.promote.alias}"
 
 
 def drift_settings(project: Project) -> Any:
@@ -104,7 +94,7 @@ def cycle(
     from conveyor.data.sources import file_checksum
     from conveyor.registry.versions import parse_ref
 
-    ref = model_ref(project, model)
+    ref = project.model_ref(model)
     name, _ = parse_ref(ref)
     mon, metadata = project.config.monitoring, project.metadata
     result = CycleResult(model=name)
@@ -114,7 +104,8 @@ def cycle(
     except ConveyorError as exc:  # no model yet, no profile: report it, still run triggers
         result.check_error = str(exc)
     data = project.config.data
-    checksum = file_checksum(data.source, project.root) if data is not None else None
+    watch_data = mon.retrain.on_new_data and data is not None  # hashing the source costs I/O
+    checksum = file_checksum(data.source, project.root) if watch_data and data else None
     result.triggers = triggers.decide(
         metadata,
         name,

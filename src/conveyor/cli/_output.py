@@ -11,6 +11,7 @@ import typer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from rich.console import Console
 
@@ -41,6 +42,15 @@ def conveyor_errors() -> Iterator[None]:
     except ConveyorError as exc:
         console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_FAILURE) from None
+
+
+def write_report(root: Path, filename: str, html: bytes) -> Path:
+    """Write an HTML report under ``root/.conveyor/reports/`` for people to open (the stored
+    artifact stays the record)."""
+    path = root / ".conveyor" / "reports" / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(html)
+    return path
 
 
 def fmt_seconds(seconds: float | None) -> str:

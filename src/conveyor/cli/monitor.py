@@ -10,7 +10,13 @@ import typer
 from rich.markup import escape
 
 from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
-from conveyor.cli._output import EXIT_FAILURE, console, conveyor_errors, print_json
+from conveyor.cli._output import (
+    EXIT_FAILURE,
+    console,
+    conveyor_errors,
+    print_json,
+    write_report,
+)
 
 if TYPE_CHECKING:
     from conveyor.monitoring.monitor import CheckResult
@@ -50,7 +56,7 @@ def monitor(
 ) -> None:
     """Drift (and, with --labels, performance) of the served model: a report and alerts."""
     from conveyor.project import Project
-    from conveyor.watch import model_ref, run_check
+    from conveyor.watch import run_check
 
     with conveyor_errors(), Project.load(project) as proj:
         mon = proj.config.monitoring
@@ -68,7 +74,7 @@ def monitor(
             )
         if no_alerts:
             kwargs["channels"] = []
-        result = run_check(proj, model_ref(proj, model), **kwargs)
+        result = run_check(proj, proj.model_ref(model), **kwargs)
         path = export_report(proj.root, result)
     if json_:
         print_json({**result.report, "report_path": str(path), "alerts": result.alerts})
@@ -142,10 +148,7 @@ def export_report(root: Path, result: CheckResult) -> Path:
     """Write a check's HTML report under .conveyor/reports/ (the artifact stays the record)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"monitor-{result.model.name}-{stamp}-{result.html_digest[:6]}.html"
-    path = root / ".conveyor" / "reports" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(result.html)
-    return path
+    return write_report(root, name, result.html)
 
 
 def _print(result: CheckResult, path: Path) -> None:

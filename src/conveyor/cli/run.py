@@ -17,6 +17,7 @@ from conveyor.cli._output import (
     fmt_seconds,
     print_json,
     styled,
+    write_report,
 )
 
 
@@ -157,12 +158,7 @@ def _print_summary(err: Any, record: Any, recovered: list[str]) -> None:
 def export_report(root: Path, run_id: str, html: bytes | None) -> Path | None:
     """Write the run's HTML report next to the store, for people to open (the artifact stays
     the source of truth)."""
-    if html is None:
-        return None
-    path = root / ".conveyor" / "reports" / f"run-{run_id[:8]}.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(html)
-    return path
+    return None if html is None else write_report(root, f"run-{run_id[:8]}.html", html)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
 from conveyor.cli._output import EXIT_USAGE, console, conveyor_errors, print_json
+from conveyor.serving.batch import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
     from conveyor.project import Project
@@ -69,7 +70,7 @@ def serve(
             raise typer.Exit(EXIT_USAGE)
         settings = ServeSettings(
             project=str(proj.root),
-            model=model or default_model(proj),
+            model=proj.model_ref(model),
             auth=not no_auth and cfg.auth != "none",
             public_docs=public_docs or cfg.public_docs,
             unknown_categories=policy,  # type: ignore[arg-type]
@@ -111,7 +112,7 @@ def predict(
     ] = None,
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (bounds memory).")
-    ] = 100_000,
+    ] = DEFAULT_CHUNK_ROWS,
     project: ProjectOpt = Path("."),
     json_: JsonOpt = False,
 ) -> None:
@@ -125,7 +126,7 @@ def predict(
     from conveyor.serving.model import load_version
 
     with conveyor_errors(), Project.load(project) as proj:
-        ref = model or default_model(proj)
+        ref = proj.model_ref(model)
         loaded = load_version(
             proj.metadata,
             proj.artifacts,
@@ -177,16 +178,6 @@ def predict(
         f"scored {rows:,} rows with {loaded.ref} in {seconds:.2f} s "
         f"({summary['rows_per_second'] or 0:,} rows/s) -> {output}"
     )
-
-
-def default_model(proj: Project) -> str:
-    """``registry.model@registry.promote.alias`` from the config."""
-    from conveyor.errors import ConfigError
-
-    if proj.config.registry is None:
-        raise ConfigError("conveyor.yaml has no registry section: pass --model NAME@ALIAS")
-    registry = proj.config.registry
-    return f"{registry.model}@{registry.promote.alias}"
 
 
 def _warn_about_auth(proj: Project, auth: bool) -> None:

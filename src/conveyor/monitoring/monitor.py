@@ -63,18 +63,6 @@ def reference_profile(
     return ReferenceProfile.from_dict(artifacts.get(digest, metadata.artifact_kind(digest)))
 
 
-def current_from_log(
-    metadata: SqlMetadataStore,
-    artifacts: AbstractArtifactStore,
-    record: ModelVersionRecord,
-    *,
-    since: float,
-    until: float | None = None,
-) -> pd.DataFrame:
-    """The rows the server logged for this model (all its versions) in the window."""
-    return read_log(metadata, artifacts, record.name, since=since, until=until)
-
-
 def outputs_of(frame: pd.DataFrame, positive: Any) -> pd.DataFrame | None:
     """The ``prediction`` and positive-class ``probability`` columns of logged or scored rows."""
     import pandas as pd
@@ -184,7 +172,7 @@ def check(
     profile = reference_profile(metadata, artifacts, record)
     positive = profile.positive
     if current is None:
-        current = current_from_log(metadata, artifacts, record, since=now - window_seconds)
+        current = read_log(metadata, artifacts, record.name, since=now - window_seconds)
         source = source or f"the prediction log, last {window_seconds / 3600:g} h"
         outputs = outputs_of(current, positive)
     else:

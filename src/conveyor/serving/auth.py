@@ -87,9 +87,6 @@ class KeyRing:
         with self._lock:
             self._keys = keys
 
-    def __len__(self) -> int:
-        return sum(not k.revoked for k in self._keys.values())
-
     def check(self, token: str | None) -> tuple[AuthResult, str | None]:
         """The outcome for a presented token, and the key's name when it is known."""
         if not token:

@@ -89,9 +89,6 @@ class InputContract:
         ]
         self.columns = [r.name for r in self.rules]
         self.request_model = self._request_model()
-        self.record_model: type[BaseModel] = self.request_model.model_fields[
-            "records"
-        ].annotation.__args__[0]  # type: ignore[union-attr]
 
     def same_inputs(self, other: InputContract) -> bool:
         """Whether requests valid for one are valid for the other (a safe hot swap)."""
