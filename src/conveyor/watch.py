@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
 
+    from conveyor.monitoring.drift import DriftSettings
     from conveyor.monitoring.monitor import CheckResult
     from conveyor.project import Project
 
@@ -48,7 +49,7 @@ class CycleResult:
         return "; ".join(t.reason for t in self.triggers)
 
 
-def drift_settings(project: Project) -> Any:
+def drift_settings(project: Project) -> DriftSettings:
     """``monitoring.drift`` as detector settings."""
     from conveyor.monitoring.drift import ColumnRule, DriftSettings
 
