@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from conveyor import _yaml
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class DataConfig(_Section):
     source: SourceConfig
     schema_file: str | None = Field(None, alias="schema")
     target: str
-    positive_class: str | int | bool | None = None
+    positive_class: str | int | float | bool | None = None  # matched to the classes as text
     split: SplitConfig = Field(default_factory=SplitConfig)
     version: VersionConfig = Field(default_factory=VersionConfig)
 
@@ -89,6 +89,19 @@ class CategoricalFeatures(_Section):
 
     impute: Literal["most_frequent", "constant", "none"] = "most_frequent"
     encode: Literal["onehot", "ordinal"] = "onehot"
+    # one-hot only: categories rarer than this (a count, or a share if < 1) share one column
+    min_frequency: float | None = Field(None, gt=0)
+    max_categories: int | None = Field(None, ge=2)  # one-hot columns per feature, at most
+
+
+DatePart = Literal["year", "month", "day", "dayofweek", "dayofyear", "hour", "minute"]
+_DATE_PARTS: list[DatePart] = ["year", "month", "day", "dayofweek"]
+
+
+class DatetimeFeatures(_Section):
+    """How datetime columns (schema dtype ``datetime``) become numbers the model can use."""
+
+    parts: list[DatePart] = Field(default_factory=lambda: list(_DATE_PARTS), min_length=1)
 
 
 class FeaturesConfig(_Section):
@@ -98,6 +111,7 @@ class FeaturesConfig(_Section):
     derive: list[str] = Field(default_factory=list)  # "module:function", frame -> frame
     numeric: NumericFeatures = Field(default_factory=NumericFeatures)
     categorical: CategoricalFeatures = Field(default_factory=CategoricalFeatures)
+    datetime: DatetimeFeatures = Field(default_factory=DatetimeFeatures)
 
 
 class CandidateConfig(_Section):
@@ -139,6 +153,8 @@ class EvaluationConfig(_Section):
 
     primary: str = "f1"
     gates: dict[str, str] = Field(default_factory=dict)  # metric: ">= 0.7"
+    beat_baseline: bool = True  # a model no better than the dummy baseline is rejected
+    select: Literal["cv", "test"] = "cv"  # how the best candidate is chosen (cv: no test peeking)
     min_improvement: float = 0.0
     importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
 
@@ -252,6 +268,9 @@ class ProjectConfig(_Section):
 def load_config(path: str | Path, *, overrides: Iterable[str] = ()) -> ProjectConfig:
     """Read, override and validate a conveyor.yaml.
 
+    YAML is read with YAML 1.2 scalars (:mod:`conveyor._yaml`): ``positive_class: yes`` is the
+    text ``yes``, not ``True``.
+
     Args:
         path: the conveyor.yaml file, or the project folder holding it.
         overrides: ``key.path=value`` strings (``--set``); values are parsed as YAML scalars.
@@ -273,8 +292,8 @@ def load_config(path: str | Path, *, overrides: Iterable[str] = ()) -> ProjectCo
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read: {exc}") from exc
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        raw = _yaml.load(text)
+    except _yaml.YAMLError as exc:
         raise ConfigError(f"{file}: invalid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
@@ -310,8 +329,8 @@ def apply_override(raw: dict[str, Any], item: str, *, source: str = "--set") -> 
             raise ConfigError(f"{source}: override {item!r}: {part} is not a section")
         node = child
     try:
-        node[parts[-1]] = yaml.safe_load(value)
-    except yaml.YAMLError:
+        node[parts[-1]] = _yaml.load(value)
+    except _yaml.YAMLError:
         node[parts[-1]] = value  # not YAML (e.g. ">= 0.9"): take it as the plain string
 
 

@@ -87,7 +87,7 @@ def test_missing_target_column_names_it(frame: pd.DataFrame) -> None:
     message = str(info.value)
     assert "'label'" in message
     assert "data.target" in message
-    assert "['x', 'y']" in message
+    assert "columns: 'x', 'y'" in message
 
 
 def test_missing_target_values_name_the_column_and_rows(frame: pd.DataFrame) -> None:
@@ -106,8 +106,48 @@ def test_single_member_class_under_stratify_names_class_counts() -> None:
         train_test(frame, target="y", test_size=0.2, stratify=True, seed=0)
     message = str(info.value)
     assert "'y'" in message
-    assert "class counts {'a': 9, 'b': 1}" in message
+    assert "1 class(es) with fewer than 2 rows ('b': 1)" in message
+    assert "stratify: false" in message
     assert info.value.__cause__ is None
+
+
+def test_many_rare_classes_give_a_short_message() -> None:
+    """Hundreds of singleton classes: the message lists five and counts the rest."""
+    frame = pd.DataFrame({"x": range(400), "y": [f"c{i}" for i in range(300)] + ["a"] * 100})
+    with pytest.raises(DataValidationError) as info:
+        train_test(frame, target="y", test_size=0.2, stratify=True, seed=0)
+    message = str(info.value)
+    assert "300 class(es) with fewer than 2 rows" in message
+    assert "and 295 more" in message
+    assert len(message) < 400
+
+
+def test_regression_target_is_stratified_on_quantile_bins() -> None:
+    """A continuous target (every value distinct) splits under stratify: true, and the test
+    split spans the target's range: each decile of the target is in it."""
+    import numpy as np
+
+    values = np.random.default_rng(0).lognormal(size=500)
+    frame = pd.DataFrame({"x": range(500), "y": values})
+    train, test = train_test(frame, target="y", test_size=0.2, stratify=True, seed=3)
+    assert (len(train), len(test)) == (400, 100)
+    deciles = pd.qcut(frame["y"], 10, labels=False)
+    assert deciles.loc[test.index].value_counts().to_dict() == dict.fromkeys(range(10), 10)
+
+
+def test_whole_number_regression_target_with_task_given() -> None:
+    """A count target with few values would look like classes; task=regression bins it."""
+    frame = pd.DataFrame({"x": range(60), "y": [i % 7 for i in range(59)] + [200]})
+    train, test = train_test(
+        frame, target="y", test_size=0.2, stratify=True, seed=0, task="regression"
+    )
+    assert len(train) + len(test) == 60
+
+
+def test_tiny_regression_table_splits_without_bins() -> None:
+    frame = pd.DataFrame({"x": range(5), "y": [0.1, 0.5, 0.2, 0.9, 0.3]})
+    train, test = train_test(frame, target="y", test_size=0.2, stratify=True, seed=0)
+    assert (len(train), len(test)) == (4, 1)
 
 
 def test_single_member_class_is_fine_without_stratify() -> None:

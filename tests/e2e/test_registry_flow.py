@@ -69,7 +69,8 @@ def test_lineage_both_ways(trained_twice: Path) -> None:
     assert {c["candidate"] for c in one["candidates"]} == {"logreg", "hgb", "lightgbm"}
     assert sum(c["chosen"] for c in one["candidates"]) == 1
     assert one["trials"]["hgb"]["trials"] == 3
-    assert [g["metric"] for g in one["gates"]] == ["f1", "roc_auc"]
+    assert [g["metric"] for g in one["gates"]] == ["f1", "roc_auc", "f1"]
+    assert one["gates"][-1]["rule"].startswith("> baseline ")  # the default baseline gate
     assert one["decision"]["reason"] == "no current champion"
     assert any(h["action"] == "promote" for h in one["alias_history"])
 

@@ -16,13 +16,26 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+LOG_WIDTH = 400
+"""Columns of output that is not a terminal (CI logs, ``> file``): wide enough that tables keep
+their natural width, so no identifier, path or number is broken across lines."""
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich console (stderr for progress, so stdout stays clean for ``--json``)."""
+    """A rich console (stderr for progress, so stdout stays clean for ``--json``).
+
+    On a terminal, rich wraps to the terminal's width. Anywhere else (a CI log, a file, a pipe)
+    lines are never wrapped and tables take the width they need, unless ``COLUMNS`` says
+    otherwise: a user grepping a log for a column name finds it whole.
+    """
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(stderr=stderr, highlight=False, width=LOG_WIDTH, soft_wrap=True)
+    return out
 
 
 def print_json(data: Any) -> None:

@@ -22,9 +22,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from conveyor import _yaml
 from conveyor.config import format_validation_error
 from conveyor.errors import ConfigError
 
@@ -171,10 +171,10 @@ def load_schema(path: str | Path) -> Schema:
     """
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = _yaml.load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{file}: schema file not found (data.schema)") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, _yaml.YAMLError) as exc:
         raise ConfigError(f"{file}: cannot read schema: {exc}") from None
     return parse_schema(raw if raw is not None else {}, source=str(file))
 

@@ -111,12 +111,14 @@ class ValidationReport:
 
 
 def validate(
-    df: pd.DataFrame, schema: Schema, *, source: str
+    df: pd.DataFrame, schema: Schema, *, source: str, target: str | None = None
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Validate ``df``; returns the cleaned frame (drops and fixes applied) and the report.
 
     The frame comes back with declared dtypes applied (int columns holding missing values
-    become float). It does not raise on failures: check ``report.passed``.
+    become float). It does not raise on failures: check ``report.passed``. Rows whose
+    ``target`` is missing cannot be learnt from: they are dropped and counted (check
+    ``target present``) unless the schema already rules on that column's nulls.
 
     Raises:
         ConfigError: a row check expression cannot be evaluated.
@@ -132,6 +134,8 @@ def validate(
             failures.append(_rows(name, f"dtype {spec.dtype}", spec.type_severity, bad, df[name]))
     failures.extend(_column_checks(work, df, present))
     failures.extend(_row_checks(work, schema))
+    if target is not None and target in work.columns:
+        failures.extend(_missing_target(work, target, failures))
     keys = [k for k in schema.table.key_columns if k in work.columns]
     if keys and len(work):
         dup = work.duplicated(subset=keys, keep=False).to_numpy()
@@ -305,6 +309,16 @@ def _row_checks(work: pd.DataFrame, schema: Schema) -> list[Failure]:
             values = work[first] if first in work.columns else work.iloc[:, 0]
             out.append(_rows(None, f"{name}: {rule.require}", rule.severity, failed, values))
     return out
+
+
+def _missing_target(work: pd.DataFrame, target: str, failures: list[Failure]) -> list[Failure]:
+    """A ``drop`` failure for the rows without a target, unless a nullable check covers them."""
+    if any(f.column == target and f.rule == "nullable" for f in failures):
+        return []
+    missing = work[target].isna().to_numpy()
+    if not missing.any():
+        return []
+    return [_rows(target, "target present", "drop", missing, work[target], rule="nullable")]
 
 
 def _mask(work: pd.DataFrame, expression: str) -> np.ndarray[Any, Any]:

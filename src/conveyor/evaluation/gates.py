@@ -88,6 +88,33 @@ def check_gates(gates: list[Gate], metrics: Mapping[str, float]) -> list[GateRes
     return results
 
 
+_BASELINE_NAMES = {
+    "most_frequent": "most frequent class",
+    "prior": "most frequent class",
+    "mean": "training mean",
+    "median": "training median",
+}
+
+
+def check_baseline(
+    metric: str,
+    model: Mapping[str, float],
+    baseline: Mapping[str, float],
+    *,
+    strategy: str,
+) -> GateResult:
+    """The default gate: the model's ``metric`` strictly better than the dummy baseline's
+    (direction-aware). The rule names the baseline and its score, so a refusal gives both."""
+    from conveyor.evaluation.metrics import higher_is_better
+
+    value, floor = float(model[metric]), float(baseline[metric])
+    higher = higher_is_better(metric)
+    passed = value > floor if higher else value < floor
+    name = _BASELINE_NAMES.get(strategy, strategy)
+    rule = f"{'>' if higher else '<'} baseline {floor:.4g} ({name})"
+    return GateResult(metric, rule, value, passed)
+
+
 def as_dicts(results: list[GateResult]) -> list[dict[str, Any]]:
     """Gate results as plain dicts (for reports and artifacts)."""
     return [asdict(r) for r in results]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor._text import short_list
 from conveyor.config import SourceConfig
 from conveyor.data import sources, split, versioning
 from conveyor.data.schema import Schema, load_schema
+from conveyor.data.target import check_classes, infer_task, resolve_positive
 from conveyor.data.validation import validate as validate_frame
 from conveyor.errors import ConfigError, DataValidationError
 from conveyor.pipeline import Step
@@ -24,8 +26,20 @@ def project_schema(data: DataConfig, base_dir: Path) -> Schema:
     return load_schema(base_dir / data.schema_file) if data.schema_file else Schema()
 
 
-def data_steps(data: DataConfig, base_dir: Path, *, schema: Schema | None = None) -> list[Step]:
-    """ingest (source -> raw), validate (raw -> clean, report), split (clean -> train/test)."""
+def data_steps(
+    data: DataConfig,
+    base_dir: Path,
+    *,
+    schema: Schema | None = None,
+    task: str | None = None,
+    folds: int = 2,
+) -> list[Step]:
+    """ingest (source -> raw), validate (raw -> clean, report), split (clean -> train/test).
+
+    The split step also checks what training will need, so a problem fails in seconds rather
+    than after tuning: ``data.positive_class`` names a class of the target, and every class
+    has at least ``folds`` training rows (the cross-validation folds).
+    """
     schema = schema if schema is not None else project_schema(data, base_dir)
     target_spec = schema.columns.get(data.target)
     if schema.columns and target_spec is None:
@@ -61,7 +75,13 @@ def data_steps(data: DataConfig, base_dir: Path, *, schema: Schema | None = None
             "split",
             inputs={"clean": "clean", "dataset": "dataset"},
             outputs=split_outputs,
-            params={"target": data.target, **data.split.model_dump()},
+            params={
+                "target": data.target,
+                **data.split.model_dump(),
+                "task": task,
+                "folds": folds,
+                "positive": data.positive_class,
+            },
         ),
     ]
 
@@ -109,9 +129,11 @@ def _validate(
     if target not in raw.columns:
         raise DataValidationError(
             f"{dataset['source']}: target column {target!r} (data.target) is missing; "
-            f"columns: {list(raw.columns)}"
+            f"columns: {short_list(raw.columns, limit=10)}"
         )
-    clean, report = validate_frame(raw, Schema.model_validate(schema), source=dataset["source"])
+    clean, report = validate_frame(
+        raw, Schema.model_validate(schema), source=dataset["source"], target=target
+    )
     ctx.attach("validation_report", report.to_dict())
     ctx.log_metrics(
         {
@@ -139,7 +161,11 @@ def _split(
     validation_size: float,
     stratify: bool,
     seed: int,
+    task: str | None = None,
+    folds: int = 2,
+    positive: Any = None,
 ) -> tuple[pd.DataFrame, ...]:
+    task = task or infer_task(clean[target])
     try:
         parts = split.train_test(
             clean,
@@ -148,7 +174,19 @@ def _split(
             stratify=stratify,
             seed=seed,
             validation_size=validation_size,
+            task=task,
         )
+        if task == "classification":
+            resolve_positive(clean[target].unique(), positive, where="data.positive_class")
+            check_classes(
+                parts[0][target],
+                target=target,
+                min_rows=folds,
+                where="training split",
+                why=f"cross-validation makes {folds} folds, each needing every class; drop or "
+                "merge rare classes (schema.yaml `allowed` with severity drop) or lower "
+                "training.tuning.cv",
+            )
     except DataValidationError as exc:
         raise DataValidationError(f"{dataset['source']}: {exc}") from None
     names = ("train", "validation", "test") if len(parts) == 3 else ("train", "test")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from conveyor.config import CandidateConfig, FeaturesConfig, ProjectConfig
+from conveyor.data.target import infer_task, resolve_positive
 from conveyor.errors import ConfigError
 from conveyor.evaluation import gates as gate_rules
 from conveyor.evaluation import metrics
@@ -41,7 +42,12 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
     seed = data.split.seed
     features = config.features.model_dump()
     schema = project_schema(data, base_dir)
-    steps = data_steps(data, base_dir, schema=schema)
+    cv = training.tuning.cv if training.tuning is not None else SELECT_CV
+    select = config.evaluation.select if len(names) > 1 else "test"  # one candidate: no choice
+    uses_folds = training.tuning is not None or select == "cv"
+    steps = data_steps(
+        data, base_dir, schema=schema, task=training.task, folds=cv if uses_folds else 2
+    )
     for candidate in training.candidates:
         inputs = {"train": "train"}
         # what fitting this candidate depends on, shared by its tune and train steps
@@ -91,6 +97,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
             _evaluate,
             "evaluate",
             inputs={
+                "train": "train",
                 "test": "test",
                 **{f"model_{n}": f"model_{n}" for n in names},
                 **{f"tuning_{c.name}": f"tuning_{c.name}" for c in training.candidates if c.search},
@@ -101,6 +108,11 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "task": training.task,
                 "positive": data.positive_class,
                 "primary": config.evaluation.primary,
+                "select": select,
+                "cv": cv,
+                "seed": seed,
+                "features": features,
+                "candidates": {c.name: c.model_dump() for c in training.candidates},
             },
         ),
         Step(
@@ -108,7 +120,10 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
             "gate",
             inputs={"evaluation": "evaluation"},
             outputs=("gates",),
-            params={"gates": dict(config.evaluation.gates)},
+            params={
+                "gates": dict(config.evaluation.gates),
+                "beat_baseline": config.evaluation.beat_baseline,
+            },
         ),
         Step(
             _report,
@@ -162,6 +177,10 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
     return Pipeline(steps, name="train")
 
 
+SELECT_CV = 3
+"""Folds of the cross-validation that chooses among candidates when none is tuned."""
+
+
 def _signature_rules(schema: Any, target: str) -> dict[str, Any]:
     """Per input column, what the contract says: dtype, nullable, categories, range."""
     rules: dict[str, Any] = {}
@@ -205,6 +224,9 @@ def _tune(
     from conveyor.training.tuning import tune
 
     spec = CandidateConfig(**candidate)
+    task = task or infer_task(train[target])
+    if task == "classification":
+        positive = resolve_positive(train[target].unique(), positive, where="data.positive_class")
     result = tune(
         spec,
         train,
@@ -213,7 +235,7 @@ def _tune(
         trials=trials,
         cv=cv,
         metric=metric,
-        task=task or metrics.infer_task(train[target]),
+        task=task,
         positive=positive,
         seed=seed,
         workers=workers,
@@ -262,15 +284,25 @@ def _train(
 
 def _evaluate(
     ctx: StepContext,
+    train: pd.DataFrame,
     test: pd.DataFrame,
     *,
     target: str,
     task: str | None,
     positive: Any,
     primary: str,
+    select: str = "test",
+    cv: int = SELECT_CV,
+    seed: int = 0,
+    features: dict[str, Any] | None = None,
+    candidates: dict[str, dict[str, Any]] | None = None,
     **fitted: Any,
 ) -> tuple[Any, dict[str, Any]]:
-    task = task or metrics.infer_task(test[target])
+    from conveyor.training.select import cv_score, fit_baseline
+
+    task = task or infer_task(train[target])
+    if task == "classification":
+        positive = resolve_positive(train[target].unique(), positive, where="data.positive_class")
     models = {k: v for k, v in fitted.items() if k.startswith("model_")}
     board: list[dict[str, Any]] = []
     for key, model in sorted(models.items()):
@@ -282,10 +314,28 @@ def _evaluate(
                 f"evaluation.primary: {primary!r} is not a {task} metric; "
                 f"choose from {sorted(scores)}"
             )
+        cv_value = None
+        if select == "cv":
+            if tuning is not None and tuning["metric"] == primary:
+                cv_value = float(tuning["best_value"])
+            else:
+                cv_value = cv_score(
+                    CandidateConfig(**(candidates or {})[name]),
+                    train,
+                    target=target,
+                    features=FeaturesConfig(**(features or {})),
+                    task=task,
+                    positive=positive,
+                    metric=primary,
+                    cv=cv,
+                    seed=seed,
+                    params=tuning["best_params"] if tuning else None,
+                )
         board.append(
             {
                 "candidate": name,
                 "metrics": scores,
+                "cv": cv_value,
                 "params": _set_params(model.named_steps["estimator"]),
                 "tuning": None
                 if tuning is None
@@ -299,19 +349,34 @@ def _evaluate(
         )
         ctx.log_metrics({f"{name}.{k}": v for k, v in scores.items()})
     sign = 1 if metrics.higher_is_better(primary) else -1
-    board.sort(key=lambda row: (-sign * row["metrics"][primary], row["candidate"]))
+    ranked_by = "cv" if select == "cv" else "test"
+
+    def rank(row: dict[str, Any]) -> tuple[float, str]:
+        value = row["cv"] if ranked_by == "cv" else row["metrics"][primary]
+        return (-sign * value, row["candidate"])
+
+    board.sort(key=rank)
     best = board[0]
     ctx.log_metrics({f"test.{k}": v for k, v in best["metrics"].items()})
+    dummy, strategy = fit_baseline(train, target=target, task=task, metric=primary)
+    baseline = metrics.evaluate(dummy, test, target=target, task=task, positive=positive)
+    ctx.log_metrics({f"baseline.{k}": v for k, v in baseline.items()})
     X = test.drop(columns=[target])
     chosen = models[f"model_{best['candidate']}"]
     if task == "classification" and positive is None:
-        positive = _plain(list(chosen.classes_)[-1])
+        positive = list(chosen.classes_)[-1]
     evaluation = {
         "task": task,
         "primary": primary,
         "best": best["candidate"],
-        "positive": positive,
+        "selected_by": f"{cv}-fold cross-validation on the training split"
+        if ranked_by == "cv"
+        else "test split"
+        if len(board) > 1
+        else "only candidate",
+        "positive": _plain(positive),
         "metrics": best["metrics"],
+        "baseline": {"strategy": strategy, "metrics": baseline},
         "leaderboard": board,
         "test_rows": len(test),
         "signature": {c: str(X[c].dtype) for c in X.columns},
@@ -350,8 +415,24 @@ def _profile(
     return profile.to_dict()
 
 
-def _gate(ctx: StepContext, evaluation: dict[str, Any], *, gates: dict[str, str]) -> dict[str, Any]:
+def _gate(
+    ctx: StepContext,
+    evaluation: dict[str, Any],
+    *,
+    gates: dict[str, str],
+    beat_baseline: bool = True,
+) -> dict[str, Any]:
     results = gate_rules.check_gates(gate_rules.parse_gates(gates), evaluation["metrics"])
+    baseline = evaluation.get("baseline")
+    if beat_baseline and baseline is not None:
+        results.append(
+            gate_rules.check_baseline(
+                evaluation["primary"],
+                evaluation["metrics"],
+                baseline["metrics"],
+                strategy=baseline["strategy"],
+            )
+        )
     passed = all(r.passed for r in results)
     ctx.log_metrics(
         {"gates.passed": float(passed), "gates.failed": sum(not r.passed for r in results)}
@@ -399,6 +480,8 @@ def _report(
         "best": evaluation["best"],
         "metrics": evaluation["metrics"],
         "gates": gates["results"],
+        "baseline": evaluation.get("baseline"),
+        "selected_by": evaluation.get("selected_by"),
         "decision": None,
         "diagnostics": diagnostics,
     }
@@ -420,7 +503,9 @@ def _set_params(estimator: Any) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe parameter values (estimator params may hold objects)."""
+    """JSON-safe parameter values (estimator params may hold objects; classes numpy scalars)."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return repr(value)

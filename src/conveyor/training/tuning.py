@@ -41,6 +41,8 @@ _METRICS = {
             "precision",
             "recall",
             "f1",
+            "f1_macro",
+            "f1_weighted",
             "roc_auc",
             "pr_auc",
             "log_loss",
