@@ -25,4 +25,8 @@ def shrink_visa_config(project: Path) -> None:
     candidates["lightgbm"]["params"]["n_estimators"] = 30
     config["training"]["tuning"].update(trials=TRIALS, workers=1)
     config["evaluation"]["importance"] = {"repeats": 2, "max_rows": 300}
+    # On a few thousand rows the shrunk models' F1 is within noise of the baseline's (predict
+    # "Certified" for everyone: F1 ~0.80), so the default baseline gate would decide these runs
+    # by chance. The gate itself is tested in tests/e2e/test_any_table.py and by the demo.
+    config["evaluation"]["beat_baseline"] = False
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

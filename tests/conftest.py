@@ -147,11 +147,10 @@ def postgres_url() -> Iterator[str]:
 def trained_visa(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A visa project (1,500 rows, small models) with version 1 promoted to production,
     trained once per session: copy it before changing it (tests/serving and tests/e2e do)."""
-    from tests._visa import shrink_visa_config
-
     from conveyor.cli.init import scaffold
     from conveyor.examples.visa.generate import write_csv
     from conveyor.project import Project
+    from tests._visa import shrink_visa_config
 
     root = tmp_path_factory.mktemp("visa-served")
     scaffold(root, example="visa")

@@ -6,9 +6,17 @@ The public API is imported lazily, so ``conveyor --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from conveyor._version import __version__
+
+# OpenMP threads (scikit-learn's HistGradientBoosting, LightGBM) busy-wait between parallel
+# regions by default. On a machine with other work (a CI runner, a server, tuning processes) that
+# spinning starves everyone: a 450-row HistGradientBoosting fit measured 6.4 s with two spinning
+# threads against 0.08 s with passive waiting. Set before any OpenMP runtime is loaded; a user's
+# own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from conveyor.pipeline import Pipeline, Step, StepContext, pipeline, step

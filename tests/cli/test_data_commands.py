@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pytest
 import yaml
-from tests._visa import shrink_visa_config
 from typer.testing import CliRunner
 
 from conveyor.cli.main import app
 from conveyor.data.schema import parse_schema
 from conveyor.examples.visa.generate import write_csv
 from conveyor.project import Project
+from tests._visa import shrink_visa_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

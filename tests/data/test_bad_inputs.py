@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.e2e.conftest import conveyor, make_visa_project
 
 from conveyor.project import Project
 from conveyor.runner import RunResult
 from conveyor.store.metadata import RunStatus, StepStatus
+from tests.e2e.conftest import conveyor, make_visa_project
 
 BAD = Path(__file__).parent / "bad"
 VISA = resources.files("conveyor.examples.visa")

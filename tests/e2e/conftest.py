@@ -65,9 +65,8 @@ def conveyor_json(*args: str | Path, cwd: Path | None = None, check: bool = True
 
 def make_visa_project(directory: Path, *, n_rows: int = SMALL_ROWS) -> Path:
     """``conveyor init DIR --example visa``, then shrink it: ``n_rows`` rows, small models."""
-    from tests._visa import shrink_visa_config
-
     from conveyor.examples.visa.generate import write_csv
+    from tests._visa import shrink_visa_config
 
     conveyor("init", directory, "--example", "visa")
     write_csv(directory / "data" / "visa.csv", n_rows=n_rows)

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import conveyor
 from typer.testing import CliRunner
 
 from conveyor._version import __version__
 from conveyor.cli.main import app
+from tests.e2e.conftest import conveyor
 
 
 def test_help_lists_the_commands() -> None:

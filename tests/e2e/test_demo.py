@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from tests.e2e.conftest import conveyor
 
 pytestmark = pytest.mark.slow

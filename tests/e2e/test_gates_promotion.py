@@ -6,12 +6,12 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.e2e.conftest import conveyor, make_visa_project
 
 from conveyor.errors import ModelNotFoundError
 from conveyor.examples.visa.generate import write_csv
 from conveyor.project import Project
 from conveyor.store.metadata import RunStatus
+from tests.e2e.conftest import conveyor, make_visa_project
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -72,18 +72,15 @@ def test_the_same_data_config_and_seed_give_a_bit_identical_model(tmp_path: Path
 
 
 def test_champion_challenger_and_run_comparison(tmp_path: Path) -> None:
-    # This test is about the champion margin, not the baseline gate: on 300 test rows the small
-    # visa model's F1 is within noise of predicting "Certified" for everyone (F1 ~0.80).
-    no_baseline = "evaluation.beat_baseline=false"
     project = make_visa_project(tmp_path / "visa", n_rows=ROWS)
-    with Project.load(project, overrides=[no_baseline]) as proj:
+    with Project.load(project) as proj:
         first = proj.run()
         assert first.ok
         assert proj.metadata.get_alias("visa-approval", "production") == 1
 
     # new data, and a margin no model can meet: v2 is recorded as rejected, v1 stays
     _flip_target(project / "data" / "visa.csv")
-    with Project.load(project, overrides=[no_baseline, "evaluation.min_improvement=1.0"]) as proj:
+    with Project.load(project, overrides=["evaluation.min_improvement=1.0"]) as proj:
         second = proj.run()
         assert second.ok, second.failures  # losing to the champion is not a failure
         v2 = proj.metadata.get_model_version("visa-approval", 2)
@@ -96,7 +93,7 @@ def test_champion_challenger_and_run_comparison(tmp_path: Path) -> None:
 
     # fresh data again, no margin: the challenger is judged against v1 on the same test set
     write_csv(project / "data" / "visa.csv", n_rows=ROWS, seed=7)
-    with Project.load(project, overrides=[no_baseline]) as proj:
+    with Project.load(project) as proj:
         third = proj.run()
         assert third.ok
         v3 = proj.metadata.get_model_version("visa-approval", 3)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.e2e.conftest import CONVEYOR, cli_env, conveyor, steps_by_name
 
 pytestmark = pytest.mark.slow

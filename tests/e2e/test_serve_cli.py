@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from tests.e2e.conftest import CONVEYOR, cli_env, conveyor
-from tests.serving.conftest import MODEL, free_port, visa_records
 
 from conveyor.examples.visa.generate import generate
 from conveyor.project import Project
+from tests.e2e.conftest import CONVEYOR, cli_env, conveyor
+from tests.serving.conftest import MODEL, free_port, visa_records
 
 pytestmark = pytest.mark.slow
 

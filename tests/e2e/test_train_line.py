@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.e2e.conftest import conveyor, make_visa_project, steps_by_name
 
 from conveyor.errors import ModelNotFoundError
 from conveyor.project import Project
+from tests.e2e.conftest import conveyor, make_visa_project, steps_by_name
 
 TRAIN_STEPS = [
     "ingest",

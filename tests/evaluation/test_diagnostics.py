@@ -191,6 +191,27 @@ def test_multiclass_has_no_binary_curves(visa):
     _assert_plain_json(d)
 
 
+def test_multiclass_with_a_class_absent_from_the_test_rows(iris):
+    """Balanced-accuracy importance must not warn when a shuffle predicts the absent class."""
+    train, test = iris
+    model = fit_candidate(
+        train,
+        target="target",
+        features=FeaturesConfig(),
+        candidate=CandidateConfig(name="lr", estimator="sklearn.linear_model.LogisticRegression"),
+        seed=0,
+    )
+    test = test[test["target"] != "virginica"]
+    d = diagnose(model, test, target="target", task="classification", importance_repeats=3)
+    assert d["importance_scoring"] == "balanced_accuracy"
+    assert d["confusion_matrix"]["labels"] == ["setosa", "versicolor", "virginica"]
+    assert d["confusion_matrix"]["matrix"][2] == [0, 0, 0]  # no true virginica
+    assert {"setosa", "versicolor", "virginica"} <= set(d["per_class"])
+    assert d["per_class"]["virginica"]["support"] == 0
+    importance = {row["feature"]: row["mean"] for row in d["permutation_importance"]}
+    assert max(importance.values()) > 0.05  # the petal columns separate the two classes
+
+
 def test_regression_diagnostics(regression):
     model, test = regression
     d = diagnose(model, test, target="prevailing_wage", task="regression", seed=0)

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import CONVEYOR, cli_env, conveyor
 
 from conveyor.examples.visa.generate import generate
 from conveyor.monitoring.monitor import check
 from conveyor.project import Project
+from tests.e2e.conftest import CONVEYOR, cli_env, conveyor
 
 pytestmark = pytest.mark.slow
 MODEL = "visa-approval"

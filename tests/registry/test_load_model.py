@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests._visa import shrink_visa_config
 
 import conveyor
 from conveyor.cli.init import scaffold
@@ -13,6 +12,7 @@ from conveyor.errors import ArtifactCorruptedError, ModelNotFoundError
 from conveyor.examples.visa.generate import write_csv
 from conveyor.project import Project
 from conveyor.registry.versions import parse_ref
+from tests._visa import shrink_visa_config
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from starlette.routing import Route
-from tests.serving.conftest import LiveServer, settings_for, visa_records
 
 from conveyor.errors import MetadataStorageError, NotFoundError
 from conveyor.project import Project
 from conveyor.serving.app import PUBLIC_ROUTES, create_app
 from conveyor.serving.auth import AuthResult, KeyRing, create_key, hash_secret
+from tests.serving.conftest import LiveServer, settings_for, visa_records
 
 if TYPE_CHECKING:
     from pathlib import Path

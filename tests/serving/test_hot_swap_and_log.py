@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import httpx
 import pandas as pd
 import pytest
-from tests.serving.conftest import MODEL, LiveServer, settings_for, visa_records
 
 from conveyor.monitoring.current import MODEL_VERSION, PREDICTION, REQUEST_ID, read_log
 from conveyor.project import Project
 from conveyor.registry import governance
 from conveyor.serving.app import create_app
+from tests.serving.conftest import MODEL, LiveServer, settings_for, visa_records
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pandas as pd
 import pytest
-from tests.serving.conftest import MODEL, LiveServer, visa_records
 
 from conveyor.project import Project
+from tests.serving.conftest import MODEL, LiveServer, visa_records
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -186,9 +186,8 @@ def test_malformed_bodies_get_4xx(
 
 
 def test_too_many_records_are_refused(visa_project: Path, api_key: str) -> None:
-    from tests.serving.conftest import settings_for
-
     from conveyor.serving.app import create_app
+    from tests.serving.conftest import settings_for
 
     with LiveServer(create_app(settings_for(visa_project, max_records=5))) as server:
         response = httpx.post(
@@ -201,9 +200,8 @@ def test_too_many_records_are_refused(visa_project: Path, api_key: str) -> None:
 
 
 def test_unknown_category_policy_passes_it_to_the_model(visa_project: Path, api_key: str) -> None:
-    from tests.serving.conftest import settings_for
-
     from conveyor.serving.app import create_app
+    from tests.serving.conftest import settings_for
 
     app = create_app(settings_for(visa_project, unknown_categories="unknown"))
     with LiveServer(app) as server:

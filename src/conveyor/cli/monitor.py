@@ -184,9 +184,13 @@ def _print(result: CheckResult, path: Path) -> None:
             f"{m['name']} {m['current']:.3f}"
             + (f" ({m['change']:+.3f} vs training)" if m["change"] is not None else "")
             for m in result.performance["metrics"]
-            if m["name"] in ("f1", "roc_auc", "accuracy", "rmse", "r2")
+            if m["name"] in ("f1", "roc_auc", "accuracy", "rmse", "mae", "r2")
         )
         out.print(f"performance on {result.performance['rows']} labelled rows: {shown}")
+    outputs = result.report.get("prediction", {}).get("outputs", [])
+    if outputs:
+        verdicts = ", ".join(f"{o['output']} ({o['meaning']}): {o['verdict']}" for o in outputs)
+        out.print(f"model outputs: {escape(verdicts)}")
     out.print(f"[bold]{escape(summary(result))}[/]")
     if result.alerts:
         out.print(f"alerts sent: {', '.join(result.alerts)}")

@@ -228,9 +228,16 @@ def _importance(
     if len(X) > max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False))
         X, y = X.iloc[keep], y.iloc[keep]
+    scorer: Any = scoring
+    if scoring == "balanced_accuracy":  # same score, without a warning per absent class
+        from sklearn.metrics import make_scorer
+
+        from conveyor.evaluation.metrics import balanced_accuracy
+
+        scorer = make_scorer(balanced_accuracy)
     # n_jobs=None: in-process, so no worker start-up cost and no dependence on scheduling
     result = permutation_importance(
-        model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed
+        model, X, y, scoring=scorer, n_repeats=repeats, random_state=seed
     )
     rows = [
         {"feature": str(col), "mean": float(mean), "std": float(std)}

@@ -32,6 +32,9 @@ __all__ = [
 TOP_FEATURES = 15
 """Features shown in the importance chart."""
 
+_MAX_ANNOTATED_CLASSES = 25
+"""Beyond this many classes the confusion matrix cells carry no numbers: they would not fit."""
+
 _STYLE: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",  # shipped with matplotlib, so every machine draws the same
     "font.size": 9,
@@ -48,33 +51,52 @@ _BLUE, _ORANGE, _GREY = "#2563eb", "#ea580c", "#6b7280"
 
 
 def confusion_matrix_png(diagnostics: Mapping[str, Any]) -> bytes:
-    """Counts (and share of each true class) of every true/predicted pair, as a heatmap."""
+    """Counts (and share of each true class) of every true/predicted pair, as a heatmap.
+
+    Up to 6 classes each cell shows its count and its share of the true class; beyond that only
+    the count, in a smaller font, and beyond 25 classes the colour alone. Short labels (up to 3
+    characters, e.g. the digits) stay upright; longer ones are slanted so they never overlap.
+    """
+    return _png(_confusion_matrix_figure(diagnostics))
+
+
+def _confusion_matrix_figure(diagnostics: Mapping[str, Any]) -> Figure:
     cm = _section(diagnostics, "confusion_matrix")
     labels = [_short(str(label)) for label in cm["labels"]]
     matrix = cm["matrix"]
     n = len(labels)
+    cell_font = 9 if n <= 6 else 8 if n <= 12 else 7 if n <= 18 else 6
+    tick_font = 9 if n <= 12 else 7
+    wide = max((len(label) for label in labels), default=0) > 3
 
     def draw(ax: Axes) -> None:
         image = ax.imshow(matrix, cmap="Blues", vmin=0)
         ax.figure.colorbar(image, ax=ax, shrink=0.8)
         peak = max((max(row) for row in matrix), default=0) or 1
-        for i, row in enumerate(matrix):
+        annotated = matrix if n <= _MAX_ANNOTATED_CLASSES else []
+        for i, row in enumerate(annotated):
             total = sum(row) or 1
             for j, count in enumerate(row):
                 colour = "white" if count > peak / 2 else "black"
                 text = f"{count}\n{count / total:.0%}" if n <= 6 else f"{count}"
-                ax.text(j, i, text, ha="center", va="center", color=colour)
+                ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=cell_font)
+        rotation = (45 if n > 6 else 30) if wide else 0
         ax.set_xticks(
-            range(n), labels, rotation=30 if n > 3 else 0, ha="right" if n > 3 else "center"
+            range(n),
+            labels,
+            rotation=rotation,
+            ha="right" if rotation else "center",
+            rotation_mode="anchor",
+            fontsize=tick_font,
         )
-        ax.set_yticks(range(n), labels)
+        ax.set_yticks(range(n), labels, fontsize=tick_font)
         ax.set_xlabel("Predicted")
         ax.set_ylabel("True")
         ax.grid(False)
         ax.set_title("Confusion matrix")
 
     size = min(4.5 + 0.35 * n, 10.0)
-    return _render(draw, figsize=(size + 1.0, size))
+    return _figure(draw, figsize=(size + 1.0, size))
 
 
 def roc_png(diagnostics: Mapping[str, Any]) -> bytes:
@@ -187,6 +209,11 @@ def plots_for(diagnostics: Mapping[str, Any]) -> list[tuple[str, bytes]]:
 
 
 def _render(*draws: Callable[[Axes], None], figsize: tuple[float, float] = (5.0, 4.0)) -> bytes:
+    return _png(_figure(*draws, figsize=figsize))
+
+
+def _figure(*draws: Callable[[Axes], None], figsize: tuple[float, float]) -> Figure:
+    """One row of subplots, each drawn by one of ``draws``, in conveyor's fixed style."""
     import matplotlib as mpl
     from matplotlib.figure import Figure
 
@@ -194,6 +221,13 @@ def _render(*draws: Callable[[Axes], None], figsize: tuple[float, float] = (5.0,
         fig: Figure = Figure(figsize=figsize, layout="constrained")
         for i, draw in enumerate(draws, start=1):
             draw(fig.add_subplot(1, len(draws), i))
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    import matplotlib as mpl
+
+    with mpl.rc_context(_STYLE):
         buf = io.BytesIO()
         # No "Software"/date metadata, so the same figure always gives the same bytes.
         fig.savefig(buf, format="png", metadata={"Software": None})

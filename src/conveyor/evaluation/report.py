@@ -19,6 +19,19 @@ REQUIRED_KEYS = ("run_id", "model_name", "task")
 
 _TEMPLATE = "report.html.j2"
 
+_BASELINE_STRATEGIES = {
+    "most_frequent": "most frequent class",
+    "prior": "class prior",
+    "stratified": "random, stratified",
+    "uniform": "random, uniform",
+    "mean": "mean",
+    "median": "median",
+    "quantile": "quantile",
+    "constant": "constant",
+}
+_REGRESSION_HEADLINE = ("mae", "rmse", "r2")
+"""Regression shows these beside the primary metric: errors in the target's unit, and R2."""
+
 
 def build_report(payload: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
     """Build the JSON report and the HTML page of one training run.
@@ -47,6 +60,10 @@ def build_report(payload: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
             - ``decision``: what happened to the model (e.g. ``"registered"``), or ``None``.
             - ``diagnostics``: the output of
               :func:`~conveyor.evaluation.diagnostics.diagnose`, or ``None``.
+            - ``baseline``: ``{strategy, metrics}`` of a dummy model scored on the same test
+              split, or ``None``; ``strategy`` is the dummy's (``most_frequent``, ``prior``,
+              ``mean``, ``median``), ``metrics`` uses the candidates' metric names. It is shown
+              as the last leaderboard row and beside the winner's headline metrics.
 
     Returns:
         ``(report, html)``: the JSON report dict and the page as UTF-8 bytes.
@@ -92,6 +109,8 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
         {key: gate.get(key) for key in ("metric", "rule", "value", "passed")}
         for gate in report.get("gates") or []
     ]
+    baseline = _baseline(report.get("baseline"))
+    metrics = report.get("metrics") or {}
     leaderboard = [
         {
             "candidate": row.get("candidate"),
@@ -120,8 +139,10 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
         "gates": gates,
         "gates_passed": all(gate["passed"] for gate in gates),
         "leaderboard": leaderboard,
-        "metric_names": _metric_names(leaderboard, primary),
-        "metrics": report.get("metrics") or {},
+        "metric_names": _metric_names(leaderboard or ([baseline] if baseline else []), primary),
+        "metrics": metrics,
+        "baseline": baseline,
+        "headline": _headline(report["task"], primary, metrics, baseline),
         "plots": [
             (title, base64.b64encode(png).decode("ascii")) for title, png in plots_for(diagnostics)
         ],
@@ -138,6 +159,46 @@ def _metric_names(leaderboard: list[dict[str, Any]], primary: str | None) -> lis
     for row in leaderboard:
         names += [name for name in row.get("metrics") or {} if name not in names]
     return names
+
+
+def _baseline(value: Any) -> dict[str, Any] | None:
+    """The baseline row: its label (``baseline (mean)``) and metrics; ``None`` without one."""
+    if not isinstance(value, dict):
+        return None
+    strategy = value.get("strategy")
+    shown = _BASELINE_STRATEGIES.get(strategy, strategy) if isinstance(strategy, str) else None
+    return {
+        "label": f"baseline ({shown})" if shown else "baseline",
+        "strategy": strategy,
+        "metrics": value.get("metrics") or {},
+    }
+
+
+def _headline(
+    task: str, primary: str | None, metrics: Mapping[str, Any], baseline: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The winner's primary metric (plus MAE, RMSE and R2 for regression), each beside the
+    baseline's value and whether the model beats it (``None``: no baseline value)."""
+    from conveyor.evaluation.metrics import higher_is_better
+
+    names = [primary] if primary else []
+    if task == "regression":
+        names += [name for name in _REGRESSION_HEADLINE if name not in names]
+    rows = []
+    for name in names:
+        value = metrics.get(name)
+        if not _is_number(value):
+            continue
+        base = (baseline or {}).get("metrics", {}).get(name)
+        beats = None
+        if _is_number(base):
+            beats = value > base if higher_is_better(name) else value < base
+        rows.append({"name": name, "value": value, "baseline": base, "beats": beats})
+    return rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _per_class(report: Mapping[str, Any], positive: Any) -> list[dict[str, Any]]:

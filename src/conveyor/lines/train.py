@@ -400,17 +400,16 @@ def _profile(
     features = train.drop(columns=[target, *[c for c in drop if c in train.columns]])
     X = test.drop(columns=[target])
     predictions = model.predict(X)
-    probabilities = None
-    positive = evaluation.get("positive")
+    probabilities = classes = None
     if evaluation["task"] == "classification" and hasattr(model, "predict_proba"):
-        classes = [str(c) for c in model.classes_]
-        column = classes.index(str(positive)) if str(positive) in classes else len(classes) - 1
-        probabilities = model.predict_proba(X)[:, column]
+        probabilities, classes = model.predict_proba(X), model.classes_
     profile = build_profile(
         features,
         predictions=predictions,
         probabilities=probabilities,
-        positive=positive,
+        positive=evaluation.get("positive"),
+        task=evaluation["task"],
+        classes=classes,
     )
     return profile.to_dict()
 

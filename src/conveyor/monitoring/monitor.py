@@ -7,11 +7,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConfigError, DataValidationError
+from conveyor.errors import ConfigError
 from conveyor.monitoring.alerts import Alert, dispatch
 from conveyor.monitoring.current import PREDICTION, PROBA_PREFIX, REQUEST_ID, read_log
 from conveyor.monitoring.drift import DriftResult, DriftSettings, detect
-from conveyor.monitoring.profile import PROBABILITY, ReferenceProfile
+from conveyor.monitoring.performance import performance
+from conveyor.monitoring.profile import (
+    CONFIDENCE,
+    PROBABILITY,
+    ReferenceProfile,
+    label_text,
+    positive_class,
+)
 from conveyor.monitoring.report import build_report
 from conveyor.registry import versions
 
@@ -63,83 +70,66 @@ def reference_profile(
     return ReferenceProfile.from_dict(artifacts.get(digest, metadata.artifact_kind(digest)))
 
 
-def outputs_of(frame: pd.DataFrame, positive: Any) -> pd.DataFrame | None:
-    """The ``prediction`` and positive-class ``probability`` columns of logged or scored rows."""
+def outputs_of(frame: pd.DataFrame, profile: ReferenceProfile) -> pd.DataFrame | None:
+    """The model outputs of logged or scored rows, as the profile has them (see
+    :mod:`conveyor.monitoring.profile`): ``prediction`` (class as text, or value), and the
+    positive-class ``probability`` or the predicted-class ``confidence`` from the
+    ``proba_<class>`` columns."""
     import pandas as pd
 
     if PREDICTION not in frame.columns:
         return None
-    out = pd.DataFrame({PREDICTION: frame[PREDICTION].astype(str)})
-    proba = f"{PROBA_PREFIX}{positive}"
-    if proba in frame.columns:
-        out[PROBABILITY] = frame[proba].astype("float64")
+    reference = profile.outputs.get(PREDICTION)
+    predicted = frame[PREDICTION]
+    out = pd.DataFrame(index=frame.index)
+    if reference is not None and reference.kind == "numeric":
+        out[PREDICTION] = pd.to_numeric(predicted, errors="coerce")
+    else:
+        out[PREDICTION] = label_text(predicted)
+    proba = _proba_columns(frame)
+    if proba and PROBABILITY in profile.outputs:
+        classes = [c.removeprefix(PROBA_PREFIX) for c in proba]
+        column = f"{PROBA_PREFIX}{positive_class(classes, profile.positive)}"
+        out[PROBABILITY] = pd.to_numeric(frame[column], errors="coerce")
+    if proba and CONFIDENCE in profile.outputs:
+        out[CONFIDENCE] = frame[proba].apply(pd.to_numeric, errors="coerce").max(axis=1)
     return out
 
 
-def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
-    """Predictions and class probabilities for rows that were not served (the columns the
-    server's log has)."""
+def output_meanings(profile: ReferenceProfile, frame: pd.DataFrame, task: str) -> dict[str, str]:
+    """What each model output of a check holds, in words (for the report)."""
+    reference = profile.outputs.get(PREDICTION)
+    numeric = task == "regression" or (reference is not None and reference.kind == "numeric")
+    classes = [c.removeprefix(PROBA_PREFIX) for c in _proba_columns(frame)]
+    classes_share = "the predicted class: the share of each class"
+    meanings = {
+        PREDICTION: "the predicted value" if numeric else classes_share,
+        CONFIDENCE: "the probability of the predicted class, the model's confidence",
+    }
+    if classes:
+        which = positive_class(classes, profile.positive)
+        kind = "the positive class" if len(classes) == 2 else "one class of several"
+        meanings[PROBABILITY] = f"the probability of class {which}, {kind}"
+    return meanings
+
+
+def _proba_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``proba_<class>`` columns, in the model's class order."""
+    return [str(c) for c in frame.columns if str(c).startswith(PROBA_PREFIX)]
+
+
+def score(model: Any, features: pd.DataFrame, *, task: str = "classification") -> pd.DataFrame:
+    """Predictions (and, for a classifier, ``proba_<class>`` per class) for rows that were not
+    served: the columns the server's log has (:func:`_proba_columns` reads them back)."""
+    import numpy as np
     import pandas as pd
 
-    out = pd.DataFrame({PREDICTION: pd.Series(model.predict(features)).astype(str)})
-    if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
+    out = pd.DataFrame({PREDICTION: np.asarray(model.predict(features))})
+    if task != "regression" and hasattr(model, "predict_proba") and hasattr(model, "classes_"):
         proba = model.predict_proba(features)
         for i, cls in enumerate(model.classes_):
             out[f"{PROBA_PREFIX}{cls}"] = proba[:, i]
     return out
-
-
-def performance(
-    record: ModelVersionRecord,
-    current: pd.DataFrame,
-    labels: pd.DataFrame,
-    *,
-    key: str,
-    target: str,
-    positive: Any,
-) -> dict[str, Any]:
-    """The training metrics recomputed on labelled current rows, next to the test metrics.
-
-    ``labels`` holds ``key`` (an id column of the inputs, or ``request_id``) and ``target``.
-
-    Raises:
-        DataValidationError: a column is missing or no labelled row matches.
-    """
-    from conveyor.evaluation.metrics import classification_metrics, regression_metrics
-
-    for frame, name, cols in ((labels, "labels", (key, target)), (current, "current", (key,))):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise DataValidationError(f"{name}: missing column(s) {', '.join(missing)}")
-    joined = current.merge(labels[[key, target]], on=key, how="inner", suffixes=("", "_label"))
-    truth = f"{target}_label" if f"{target}_label" in joined.columns else target
-    if joined.empty:
-        raise DataValidationError(f"labels: no row matches a current row on {key!r}")
-    task = (record.signature or {}).get("task", "classification")
-    if task == "regression":
-        scores = regression_metrics(joined[truth], joined[PREDICTION].astype("float64"))
-    else:
-        proba_cols = [c for c in joined.columns if c.startswith(PROBA_PREFIX)]
-        classes = [c.removeprefix(PROBA_PREFIX) for c in proba_cols]
-        y_true = joined[truth].astype(str)
-        proba = joined[proba_cols].to_numpy() if len(classes) >= 2 else None
-        scores = classification_metrics(
-            y_true,
-            joined[PREDICTION].astype(str),
-            proba,
-            classes=classes or sorted(set(y_true)),
-            positive=str(positive) if positive is not None else None,
-        )
-    rows = [
-        {
-            "name": name,
-            "training": record.metrics.get(name),
-            "current": value,
-            "change": None if record.metrics.get(name) is None else value - record.metrics[name],
-        }
-        for name, value in scores.items()
-    ]
-    return {"rows": len(joined), "key": key, "metrics": rows}
 
 
 def check(
@@ -161,7 +151,12 @@ def check(
     """Run one check of ``model_ref`` (``NAME@ALIAS`` or ``NAME:VER``).
 
     Current data is ``current`` (a table of inputs; the model scores it for prediction drift)
-    or, by default, the server's prediction log of the last ``window_seconds``.
+    or, by default, the server's prediction log of the last ``window_seconds``. Prediction
+    drift compares the outputs the reference profile has, by task: the predicted class and
+    the positive-class probability (binary) or the predicted-class confidence (multiclass;
+    profiles that kept one class's probability compare that class's), or the predicted value
+    (regression). With ``labels`` (joined on ``label_key``, default ``request_id``), the
+    training metrics are recomputed on the labelled rows (:func:`performance`).
 
     Raises:
         ConfigError: the model has no reference profile.
@@ -170,28 +165,31 @@ def check(
     now = time.time() if now is None else now
     record = versions.resolve(metadata, model_ref)
     profile = reference_profile(metadata, artifacts, record)
-    positive = profile.positive
+    task = (record.signature or {}).get("task") or profile.task or "classification"
     if current is None:
         current = read_log(metadata, artifacts, record.name, since=now - window_seconds)
         source = source or f"the prediction log, last {window_seconds / 3600:g} h"
-        outputs = outputs_of(current, positive)
-    else:
+    elif len(current):
+        import pandas as pd
+
         model = versions.load(metadata, artifacts, f"{record.name}:{record.version}")
         features = current[[c for c in profile.columns if c in current.columns]]
-        scored = score(model, features) if len(features) else None
-        outputs = outputs_of(scored, positive) if scored is not None else None
-        if scored is not None:
-            import pandas as pd
-
-            kept = current.drop(columns=[c for c in scored.columns if c in current.columns])
-            current = pd.concat([kept.reset_index(drop=True), scored], axis=1)
-        source = source or "a file"
-    drift = detect(profile, current, settings, outputs=outputs)
+        scored = score(model, features, task=task)
+        kept = current.drop(columns=[c for c in scored.columns if c in current.columns])
+        current = pd.concat([kept.reset_index(drop=True), scored], axis=1)
+    source = source or "a file"
+    drift = detect(profile, current, settings, outputs=outputs_of(current, profile))
     perf = None
     if labels is not None:
         key = label_key or REQUEST_ID
         perf = performance(
-            record, current, labels, key=key, target=target or "target", positive=positive
+            record,
+            current,
+            labels,
+            key=key,
+            target=target or "target",
+            positive=profile.positive,
+            task=task,
         )
     report, html = build_report(
         drift,
@@ -199,6 +197,8 @@ def check(
         source=source,
         performance=perf,
         checked_at=now,
+        task=task,
+        meanings=output_meanings(profile, current, task),
     )
     stored = [artifacts.put(report), artifacts.put(html)]
     from conveyor.store.metadata import ArtifactRef

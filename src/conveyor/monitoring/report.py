@@ -20,14 +20,32 @@ def build_report(
     source: str,
     performance: dict[str, Any] | None = None,
     checked_at: float,
+    task: str | None = None,
+    meanings: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
-    """The JSON report and the HTML page of one check."""
+    """The JSON report and the HTML page of one check.
+
+    ``prediction`` (in both) lists the model outputs checked, each with what it is (from
+    ``meanings``, by output name) and its verdict.
+    """
     report = {
         "model": model,
+        "task": task,
         "source": source,
         "checked_at": checked_at,
         "generated_by": f"conveyor {__version__}",
         "drift": drift.to_dict(),
+        "prediction": {
+            "drifted": drift.prediction_drift,
+            "outputs": [
+                {
+                    "output": o.column,
+                    "meaning": (meanings or {}).get(o.column, o.column),
+                    "verdict": o.verdict,
+                }
+                for o in drift.outputs
+            ],
+        },
         "performance": performance,
     }
     columns = [_row(c) for c in [*drift.columns, *drift.outputs]]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 UnknownPolicy = Literal["reject", "unknown"]
 UNKNOWN_POLICIES: tuple[UnknownPolicy, ...] = ("reject", "unknown")
 INT_LIMIT = 2**53  # beyond this, int64 -> float64 in pandas loses digits: refused like training
+SCHEMA_DTYPES = ("string", "category", "int", "float", "bool", "datetime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,10 @@ class InputContract:
 
 
 def _rule(name: str, spec: dict[str, Any], *, required: bool) -> ColumnRule:
-    dtype = spec.get("dtype") or _dtype_from_trained(spec.get("trained_dtype", "object"))
+    # Without a schema.yaml the signature's dtype is the pandas one ("float64"): map it.
+    dtype = str(spec.get("dtype") or spec.get("trained_dtype") or "object")
+    if dtype not in SCHEMA_DTYPES:
+        dtype = _dtype_from_trained(dtype)
     allowed = spec.get("allowed")
     return ColumnRule(
         name=name,

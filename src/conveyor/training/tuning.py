@@ -33,23 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Trial", "TuningResult", "parse_space", "tune"]
 
-_METRICS = {
-    "classification": frozenset(
-        {
-            "accuracy",
-            "balanced_accuracy",
-            "precision",
-            "recall",
-            "f1",
-            "f1_macro",
-            "f1_weighted",
-            "roc_auc",
-            "pr_auc",
-            "log_loss",
-        }
-    ),
-    "regression": frozenset({"mse", "rmse", "mae", "r2"}),
-}
 _RANGE_KEYS = frozenset({"low", "high", "log", "step"})
 _MIN_TRIALS_TO_PRUNE = 3
 
@@ -187,20 +170,20 @@ def tune(
     import optuna
     from optuna.trial import TrialState
 
-    from conveyor.evaluation.metrics import higher_is_better
+    from conveyor.evaluation.metrics import METRICS, higher_is_better
     from conveyor.training.candidates import build_estimator
 
     where = f"training.candidates[{candidate.name}]"
     if not candidate.search:
         raise ValueError(f"{where}: nothing to tune (search is empty)")
-    if task not in _METRICS:
+    if task not in METRICS:
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     if trials < 1 or cv < 2 or workers < 1:
         raise ValueError(f"need trials >= 1, cv >= 2, workers >= 1 (got {trials}, {cv}, {workers})")
-    if metric not in _METRICS[task]:
+    if metric not in METRICS[task]:
         raise ConfigError(
             f"tuning metric {metric!r} is not a {task} metric "
-            f"(choose one of {', '.join(sorted(_METRICS[task]))})"
+            f"(choose one of {', '.join(sorted(METRICS[task]))})"
         )
     space = parse_space(candidate.search, where=f"{where}.search")
     accepted = build_estimator(candidate).get_params(deep=False)

@@ -162,7 +162,7 @@ def unscorable(exc: ValueError) -> ApiError:
 
 def record_batch(state: ServingState, batch: Batch) -> None:
     """Per model call: metrics, and the prediction log when it is on."""
-    state.metrics.observe_batch(batch, classification=batch.predictions.classes is not None)
+    state.metrics.observe_batch(batch, classification=batch.model.contract.task != "regression")
     if state.predlog is not None:
         state.predlog.append(batch)
 
