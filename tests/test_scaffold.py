@@ -41,6 +41,15 @@ def test_budget_shrinks_as_tables_grow() -> None:
     assert medium.cv == large.cv == huge.cv == 3
     assert small.trials >= medium.trials >= large.trials >= huge.trials
     assert small.forest and medium.forest and not large.forest
+    assert small.timeout is None and medium.timeout is None
+    assert large.timeout is not None and huge.timeout is not None
+
+
+def test_budget_counts_classes_as_work() -> None:
+    """10 classes on 1,500 rows: ten trees a round, so the budget of a 15,000-row table."""
+    assert budget_for(1_500, classes=10).timeout is not None
+    assert budget_for(1_500, classes=10).forest
+    assert budget_for(1_500, classes=2).timeout is None
 
 
 def test_binary_plan_picks_yes_as_positive_and_f1() -> None:

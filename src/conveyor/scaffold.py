@@ -43,6 +43,26 @@ class Budget:
     workers: int
     forest: bool  # small enough for an untuned random forest candidate
     reason: str
+    timeout: int | None = None  # seconds of tuning per candidate
+
+
+def budget_for(rows: int, *, classes: int = 2) -> Budget:
+    """Tuning effort by table size: small tables get more folds (each fold is cheap and a single
+    split is noisy), big ones fewer trials and a time limit, so a run stays in minutes.
+
+    A multiclass boosted model grows a tree per class per round, so the size that counts is
+    ``rows x classes`` beyond two classes.
+    """
+    work = rows * (classes if classes > 2 else 1)
+    size = f"{rows:,} rows" + (f" x {classes} classes" if classes > 2 else "")
+    forest = rows < 20_000
+    if work < 1_000:
+        return Budget(10, 5, 1, forest, f"{size}: 5 folds (small data is noisy), 10 trials")
+    if work < 10_000:
+        return Budget(10, 3, 2, forest, f"{size}: 3 folds, 10 trials, 2 at a time")
+    if work < 200_000:
+        return Budget(6, 3, 2, forest, f"{size}: 3 folds, 6 trials, at most 2 min a candidate", 120)
+    return Budget(4, 3, 2, False, f"{size}: 3 folds, 4 trials, at most 5 min a candidate", 300)
 
 
 @dataclass
@@ -75,18 +95,6 @@ class Plan:
         return "binary" if len(self.classes) - len(self.rare_classes) == 2 else "multiclass"
 
 
-def budget_for(rows: int) -> Budget:
-    """Tuning effort by table size: small tables get more folds (each fold is cheap and a single
-    split is noisy), big ones fewer trials so a run stays in minutes."""
-    if rows < 1_000:
-        return Budget(10, 5, 1, True, f"{rows:,} rows: 5 folds (small data is noisy), 10 trials")
-    if rows < 20_000:
-        return Budget(10, 3, 2, True, f"{rows:,} rows: 3 folds, 10 trials, 2 at a time")
-    if rows < 200_000:
-        return Budget(6, 3, 2, False, f"{rows:,} rows: 3 folds, 6 trials, 2 at a time")
-    return Budget(4, 3, 2, False, f"{rows:,} rows: 3 folds, 4 trials (big table: minutes)")
-
-
 def plan_project(
     df: pd.DataFrame,
     *,
@@ -114,7 +122,7 @@ def plan_project(
     if y.empty:
         raise DataValidationError(f"target {target!r} has no values")
     task = task or infer_task(y)
-    budget = budget_for(len(y))
+    budget = budget_for(len(y), classes=y.nunique() if task == "classification" else 1)
     plan = Plan(
         target=target,
         task=task,
@@ -314,15 +322,16 @@ def _training(plan: Plan, b: Budget) -> list[str]:
         f"      estimator: sklearn.ensemble.HistGradientBoosting{suffix}",
         "      search: {learning_rate: {low: 0.03, high: 0.3, log: true}, "
         "max_leaf_nodes: [7, 15, 31, 63], min_samples_leaf: [5, 10, 20, 40], "
-        "l2_regularization: {low: 0.001, high: 10.0, log: true}}",
+        "l2_regularization: [0.0, 0.01, 0.1, 1.0]}",
     ]
     if b.forest:
         lines.append(
             f"    - {{name: forest, estimator: sklearn.ensemble.RandomForest{suffix}, "
             "params: {n_estimators: 200, min_samples_leaf: 2}}   # strong on small tables"
         )
+    limit = f", timeout: {b.timeout}" if b.timeout else ""
     lines.append(
-        f"  tuning: {{trials: {b.trials}, cv: {b.cv}, workers: {b.workers}}}   # {b.reason}"
+        f"  tuning: {{trials: {b.trials}, cv: {b.cv}, workers: {b.workers}{limit}}}   # {b.reason}"
     )
     return lines
 

@@ -268,3 +268,37 @@ def test_inside_a_dask_task_trials_run_as_dask_tasks(visa, in_processes):
     assert len(evaluated) == 4  # each trial was a Dask task, not a process of the worker
     # Same batches, same thresholds, same evaluator: only where the folds were fitted differs.
     assert signature(result) == signature(in_processes)
+
+
+# --- the configured candidate is trial 0 --------------------------------------------------------
+
+
+def test_the_first_trial_is_the_candidate_as_configured(visa):
+    """C=1.0 (the class default) and max_leaf_nodes=31 lie in the spaces: trial 0 tries them,
+    so tuning never ends below the untuned candidate's cross-validated score."""
+    result = run(visa, logreg(C={"low": 0.01, "high": 10, "log": True}))
+    assert result.trials[0].params == {"C": 1.0}
+    assert result.best_value >= result.trials[0].value
+    tuned = run(visa, hgb(max_leaf_nodes=[7, 31], learning_rate={"low": 0.2, "high": 0.3}))
+    # learning_rate's default 0.1 is outside [0.2, 0.3]: only max_leaf_nodes is fixed
+    assert tuned.trials[0].params["max_leaf_nodes"] == 31
+    assert 0.2 <= tuned.trials[0].params["learning_rate"] <= 0.3
+
+
+@pytest.mark.parametrize(
+    ("value", "dist", "kept"),
+    [
+        (1.0, FloatDistribution(0.01, 10, log=True), True),
+        (0.0, FloatDistribution(0.001, 10, log=True), False),
+        (31, CategoricalDistribution([7, 15, 31]), True),
+        (31, CategoricalDistribution([7, 15]), False),
+        (True, CategoricalDistribution([1, 0]), False),  # a bool is not the int 1
+        (5, IntDistribution(1, 9, step=2), True),
+        (4, IntDistribution(1, 9, step=2), False),  # off the grid
+        ("auto", FloatDistribution(0.0, 1.0), False),
+    ],
+)
+def test_defaults_in_space(value, dist, kept):
+    from conveyor.training.tuning import defaults_in_space
+
+    assert defaults_in_space({"p": value}, {"p": dist}) == ({"p": value} if kept else {})

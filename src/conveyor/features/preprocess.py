@@ -53,8 +53,14 @@ def date_parts(X: Any, parts: Sequence[str] = ("year", "month", "day", "dayofwee
     out: list[np.ndarray[Any, Any]] = []
     for name in frame.columns:
         values = pd.to_datetime(frame[name], errors="coerce", utc=True)
-        out += [getattr(values.dt, p).to_numpy(dtype="float64", na_value=np.nan) for p in parts]
+        out += [
+            getattr(values.dt, _PANDAS_PART.get(p, p)).to_numpy(dtype="float64", na_value=np.nan)
+            for p in parts
+        ]
     return np.column_stack(out) if out else np.empty((len(frame), 0))
+
+
+_PANDAS_PART = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}
 
 
 def date_part_names(transformer: Any, input_features: Sequence[str]) -> list[str]:

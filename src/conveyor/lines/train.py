@@ -188,6 +188,8 @@ def _signature_rules(schema: Any, target: str) -> dict[str, Any]:
         if name == target:
             continue
         rule = {"dtype": spec.dtype, "nullable": spec.rule("nullable")[0]}
+        if spec.dtype == "datetime":
+            rule["format"] = spec.format
         for check in ("allowed", "min", "max"):
             value = spec.rule(check)[0]
             if value is not None:

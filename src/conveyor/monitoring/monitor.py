@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conveyor._text import short_list
 from conveyor.errors import ConfigError
 from conveyor.monitoring.alerts import Alert, dispatch
 from conveyor.monitoring.current import PREDICTION, PROBA_PREFIX, REQUEST_ID, read_log
@@ -241,7 +242,7 @@ def summary(result: CheckResult) -> str:
     if drift.dataset_drift is None:
         return f"not enough data ({drift.n_current} rows)"
     parts = [
-        f"drift in {', '.join(drift.drifted_columns)} "
+        f"drift in {short_list(drift.drifted_columns, quote=False)} "
         f"({len(drift.drifted_columns)}/{len(drift.columns)} columns"
         f"{', dataset drift' if drift.dataset_drift else ''})"
         if drift.drifted_columns

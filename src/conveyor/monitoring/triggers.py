@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from conveyor._text import short_list
+
 if TYPE_CHECKING:
     from conveyor.store.metadata import EventRecord, SqlMetadataStore
 
@@ -93,7 +95,10 @@ def decide(
         columns = persisting_drift(metadata, model, checks=persist)
         if columns:
             found.append(
-                Trigger("drift", f"drift in {', '.join(columns)} for {persist} checks in a row")
+                Trigger(
+                    "drift",
+                    f"drift in {short_list(columns, quote=False)} for {persist} checks in a row",
+                )
             )
     seen = previous.details.get("source_checksum") if previous else None
     if on_new_data and source_checksum and seen and source_checksum != seen:

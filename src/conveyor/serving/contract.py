@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -48,6 +50,7 @@ class ColumnRule:
     allowed: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    date_format: str = "ISO8601"  # datetime columns: the schema's format (strftime or "mixed")
 
     def describe(self) -> str:
         """One line for the API docs."""
@@ -148,6 +151,8 @@ class InputContract:
                 spec["min"] = rule.minimum
             if rule.maximum is not None:
                 spec["max"] = rule.maximum
+            if rule.dtype == "datetime":
+                spec["format"] = rule.date_format
             columns[rule.name] = spec
         required = [r.name for r in self.rules if r.required]
         return parse_schema(
@@ -206,6 +211,7 @@ def _rule(name: str, spec: dict[str, Any], *, required: bool) -> ColumnRule:
         allowed=tuple(allowed) if allowed is not None else None,
         minimum=spec.get("min"),
         maximum=spec.get("max"),
+        date_format=str(spec.get("format") or "ISO8601"),
     )
 
 
@@ -221,18 +227,48 @@ def _dtype_from_trained(trained: str) -> str:
     return "string"
 
 
+def _whole_float(value: Any) -> Any:
+    """``10.0`` -> ``10``: what pandas writes for an int column that has a gap elsewhere.
+    ``10.5``, text and booleans are left for ``StrictInt`` to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_float)]
+"""An int field that also takes whole floats (a client's ``df.to_json`` of a column with gaps
+turns 10 into 10.0), never fractions, text or booleans."""
+
+
+def _parse_date(value: Any, *, fmt: str) -> Any:
+    """Text in the column's schema format (``8/13/1993 0:00:00`` with ``mixed``) as a datetime,
+    as training read it; anything else is left for pydantic to judge."""
+    import pandas as pd
+
+    if not isinstance(value, str):
+        return value
+    parsed = pd.to_datetime(value, errors="coerce", format=fmt)
+    if pd.isna(parsed):
+        raise ValueError(f"not a date in the format {fmt!r}")
+    return parsed.to_pydatetime()
+
+
 def _python_type(rule: ColumnRule, unknown: UnknownPolicy) -> Any:
     base: Any
     if rule.allowed is not None and unknown == "reject":
         base = Literal[rule.allowed]
     elif rule.dtype == "int":
-        base = StrictInt
+        base = WholeNumber
     elif rule.dtype == "float":
         base = StrictFloat
     elif rule.dtype == "bool":
         base = StrictBool
     elif rule.dtype == "datetime":
-        base = datetime
+        base = (
+            datetime
+            if rule.date_format == "ISO8601"
+            else Annotated[datetime, BeforeValidator(partial(_parse_date, fmt=rule.date_format))]
+        )
     else:
         base = StrictStr
     return base | None if rule.nullable else base

@@ -214,6 +214,8 @@ def tune(
         )
     finally:
         optuna.logging.set_verbosity(verbosity)
+    if start := defaults_in_space(accepted, space):
+        study.enqueue_trial(start)  # trial 0: the candidate as configured, a floor to beat
 
     started = time.monotonic()
     done: list[Trial] = []
@@ -247,6 +249,31 @@ def tune(
     best_value = max(values) if higher else min(values)
     best = next(t for t in complete if t.value == best_value)  # the first of any ties
     return TuningResult(best_params=best.params, best_value=best_value, metric=metric, trials=done)
+
+
+def defaults_in_space(
+    params: Mapping[str, Any], space: Mapping[str, BaseDistribution]
+) -> dict[str, Any]:
+    """The candidate's own values (class defaults, overridden by its ``params``) of the searched
+    parameters that the search space can hold: tuning tries them first, so a tuned candidate
+    does no worse in cross-validation than the untuned one."""
+    from optuna.distributions import CategoricalDistribution
+
+    out: dict[str, Any] = {}
+    for key, dist in space.items():
+        value = params.get(key)
+        if isinstance(dist, CategoricalDistribution):
+            if any(type(value) is type(c) and value == c for c in dist.choices):
+                out[key] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        low, high = dist.low, dist.high  # type: ignore[attr-defined]
+        step = getattr(dist, "step", None)
+        on_grid = step is None or abs(((value - low) / step) - round((value - low) / step)) < 1e-9
+        if low <= value <= high and on_grid:
+            out[key] = type(low)(value)
+    return out
 
 
 # --- evaluation: module level and plain data, so it pickles to processes and Dask workers ------
