@@ -40,6 +40,7 @@ bench: $(STAMP)  ## benchmarks (peers in their own venvs: bench/.venv-peers, ben
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

@@ -17,6 +17,7 @@ from conveyor.data.schema import parse_schema
 from conveyor.examples.visa.generate import write_csv
 from conveyor.project import Project
 from tests._visa import shrink_visa_config
+from tests.e2e.conftest import RUNNER_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,15 +25,7 @@ if TYPE_CHECKING:
     from click.testing import Result
 
 ROWS = 1500
-# Wide, colourless output; nothing from the caller's shell pointing at another project or store.
-ENV: dict[str, str | None] = {
-    "COLUMNS": "200",
-    "NO_COLOR": "1",
-    "TERM": "dumb",
-    "CONVEYOR_PROJECT": None,
-    "CONVEYOR_METADATA_URL": None,
-    "CONVEYOR_ARTIFACTS_URI": None,
-}
+ENV = RUNNER_ENV
 _LEAKY = [k for k, v in ENV.items() if v is None]
 
 

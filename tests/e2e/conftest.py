@@ -16,6 +16,14 @@ SMALL_ROWS = 2000
 
 # Environment variables that would point the CLI somewhere other than the project under test.
 _LEAKY_ENV = ("CONVEYOR_PROJECT", "CONVEYOR_METADATA_URL", "CONVEYOR_ARTIFACTS_URI")
+RUNNER_ENV: dict[str, str | None] = {
+    "COLUMNS": "200",
+    "NO_COLOR": "1",
+    "TERM": "dumb",
+    **dict.fromkeys(_LEAKY_ENV),
+}
+"""For Typer's ``CliRunner(env=...)``: wide, colourless output; nothing from the caller's shell
+pointing at another project or store (None unsets a variable)."""
 
 
 def cli_env() -> dict[str, str]:

@@ -25,6 +25,7 @@ from conveyor.project import Project
 from conveyor.serving.app import ServeSettings, create_app
 from conveyor.serving.auth import create_key
 from conveyor.serving.background import BackgroundServer
+from tests.e2e.conftest import RUNNER_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,14 +44,7 @@ TASKS = {  # table -> (task, classes as the server names them; None for regressi
     "diabetes": ("regression", None),
     "cancer_bool": ("classification", ["False", "True"]),  # breast cancer, 10 columns
 }
-ENV: dict[str, str | None] = {
-    "COLUMNS": "200",
-    "NO_COLOR": "1",
-    "TERM": "dumb",
-    "CONVEYOR_PROJECT": None,
-    "CONVEYOR_METADATA_URL": None,
-    "CONVEYOR_ARTIFACTS_URI": None,
-}
+ENV = RUNNER_ENV
 
 
 def load_table(name: str) -> pd.DataFrame:

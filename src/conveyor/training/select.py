@@ -42,19 +42,18 @@ def cv_score(
     Raises:
         ConfigError: the folds cannot be made, or the candidate fails on every fold.
     """
-    from conveyor.training.tuning import _evaluate, _folds, _Job
+    from conveyor.training.tuning import _evaluate, make_job
 
-    job = _Job(
-        train=train,
-        folds=_folds(train, target=target, task=task, cv=cv, seed=seed),
+    job = make_job(
+        candidate,
+        train,
         target=target,
+        features=features,
         task=task,
         positive=positive,
         metric=metric,
-        higher=True,  # no pruning: thresholds below are all None
+        cv=cv,
         seed=seed,
-        candidate=candidate.model_dump(),
-        features=features.model_dump(),
     )
     outcome = _evaluate(job, dict(params or {}), [None] * cv)
     if outcome.error is not None or not outcome.fold_scores:

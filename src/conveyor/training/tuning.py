@@ -170,7 +170,7 @@ def tune(
     import optuna
     from optuna.trial import TrialState
 
-    from conveyor.evaluation.metrics import METRICS, higher_is_better
+    from conveyor.evaluation.metrics import METRICS
     from conveyor.training.candidates import build_estimator
 
     where = f"training.candidates[{candidate.name}]"
@@ -191,19 +191,18 @@ def tune(
         if key not in accepted:
             raise ConfigError(f"{where}.search.{key}: not a parameter of {candidate.estimator}")
 
-    higher = higher_is_better(metric)
-    job = _Job(
-        train=train,
-        folds=_folds(train, target=target, task=task, cv=cv, seed=seed),
+    job = make_job(
+        candidate,
+        train,
         target=target,
+        features=features,
         task=task,
         positive=positive,
         metric=metric,
-        higher=higher,
+        cv=cv,
         seed=seed,
-        candidate=candidate.model_dump(),
-        features=features.model_dump(),
     )
+    higher = job.higher
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per tune
     try:
@@ -293,6 +292,36 @@ class _Job:
     seed: int
     candidate: dict[str, Any]
     features: dict[str, Any]
+
+
+def make_job(
+    candidate: CandidateConfig,
+    train: pd.DataFrame,
+    *,
+    target: str,
+    features: FeaturesConfig,
+    task: str,
+    positive: Any,
+    metric: str,
+    cv: int,
+    seed: int,
+) -> _Job:
+    """What cross-validating ``candidate`` needs, with its seeded folds (shared by tuning and
+    by candidate selection, so both score on the same folds)."""
+    from conveyor.evaluation.metrics import higher_is_better
+
+    return _Job(
+        train=train,
+        folds=_folds(train, target=target, task=task, cv=cv, seed=seed),
+        target=target,
+        task=task,
+        positive=positive,
+        metric=metric,
+        higher=higher_is_better(metric),
+        seed=seed,
+        candidate=candidate.model_dump(),
+        features=features.model_dump(),
+    )
 
 
 @dataclass(frozen=True)
