@@ -144,3 +144,18 @@ def test_cli_init_from_usage_errors(tmp_path: Path, args: list[str], code: int, 
     result = CliRunner().invoke(app, ["init", str(tmp_path / "p"), *args], catch_exceptions=False)
     assert result.exit_code == code
     assert text in result.output
+
+
+def test_cli_init_from_parquet_inside_the_project_is_relative(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    (project / "data").mkdir(parents=True)
+    _table().to_parquet(project / "data" / "t.parquet")
+    result = CliRunner().invoke(
+        app,
+        ["init", str(project), "--from", str(project / "data" / "t.parquet"), "--target", "amount"],
+    )
+    assert result.exit_code == 0, result.output
+    config = load_config(project)
+    assert config.data is not None
+    assert (config.data.source.type, config.data.source.path) == ("parquet", "data/t.parquet")
+    assert "regression, primary metric r2" in result.output

@@ -252,6 +252,7 @@ def _tune(
             f"tune.{spec.name}.trials": len(done),
             f"tune.{spec.name}.pruned": states.count("pruned"),
             f"tune.{spec.name}.failed": states.count("failed"),
+            f"tune.{spec.name}.kept_configured": float(result.kept_configured),
         }
     )
     return {

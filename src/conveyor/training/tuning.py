@@ -62,6 +62,7 @@ class TuningResult:
     best_value: float
     metric: str
     trials: list[Trial]
+    kept_configured: bool = False  # the best trial was within noise of the configured one
 
 
 def parse_space(search: Mapping[str, Any], *, where: str) -> dict[str, BaseDistribution]:
@@ -213,7 +214,8 @@ def tune(
         )
     finally:
         optuna.logging.set_verbosity(verbosity)
-    if start := defaults_in_space(accepted, space):
+    start = defaults_in_space(accepted, space)
+    if start:
         study.enqueue_trial(start)  # trial 0: the candidate as configured, a floor to beat
 
     started = time.monotonic()
@@ -247,7 +249,32 @@ def tune(
     values = [t.value for t in complete if t.value is not None]
     best_value = max(values) if higher else min(values)
     best = next(t for t in complete if t.value == best_value)  # the first of any ties
-    return TuningResult(best_params=best.params, best_value=best_value, metric=metric, trials=done)
+    configured = done[0] if start.keys() == space.keys() else None
+    kept = configured is not None and within_noise(best, configured, higher=higher)
+    chosen = configured if kept and configured is not None else best
+    assert chosen.value is not None
+    return TuningResult(
+        best_params=chosen.params,
+        best_value=chosen.value,
+        metric=metric,
+        trials=done,
+        kept_configured=kept,
+    )
+
+
+def within_noise(best: Trial, configured: Trial, *, higher: bool) -> bool:
+    """Whether ``best`` beats ``configured`` by no more than one standard error of their
+    per-fold differences (the one-standard-error rule): on small or noisy data a searched
+    setting that wins by less than that has more likely fitted the folds than the problem,
+    and the configured candidate is kept."""
+    if best is configured or configured.state != "complete" or best.state != "complete":
+        return best is configured
+    diffs = [b - c for b, c in zip(best.fold_scores, configured.fold_scores, strict=True)]
+    if not higher:
+        diffs = [-d for d in diffs]
+    if len(diffs) < 2:
+        return False
+    return statistics.fmean(diffs) <= statistics.stdev(diffs) / math.sqrt(len(diffs))
 
 
 def defaults_in_space(
