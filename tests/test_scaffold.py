@@ -159,3 +159,15 @@ def test_cli_init_from_parquet_inside_the_project_is_relative(tmp_path: Path) ->
     assert config.data is not None
     assert (config.data.source.type, config.data.source.path) == ("parquet", "data/t.parquet")
     assert "regression, primary metric r2" in result.output
+
+
+def test_a_wide_table_gets_fewer_importance_shuffles(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(rng.normal(size=(200, 40)), columns=[f"x{i}" for i in range(40)])
+    wide["y"] = rng.normal(size=200)
+    wide.to_csv(tmp_path / "w.csv", index=False)
+    write_project(tmp_path, SourceConfig(type="csv", path="w.csv"), target="y")
+    assert load_config(tmp_path).evaluation.importance.repeats == 2
+    _table().to_csv(tmp_path / "t.csv", index=False)
+    write_project(tmp_path, SourceConfig(type="csv", path="t.csv"), target="x")
+    assert load_config(tmp_path).evaluation.importance.repeats == 5

@@ -262,12 +262,27 @@ def render_config(plan: Plan, *, name: str, source: SourceConfig) -> str:
         "  select: cv            # choose the candidate by cross-validation, not on the test",
         "  gates: {}             # add absolute floors when you know them, e.g. "
         + ('{f1: ">= 0.7"}' if plan.task == "classification" else '{r2: ">= 0.5"}'),
+        *_importance(plan),
         f"registry: {{model: {_j(f'{name}-model')}}}",
     ]
     notes = _notes(plan)
     if notes:
         lines += ["", "# What init noticed:", *[f"#  - {note}" for note in notes]]
     return "\n".join(lines) + "\n"
+
+
+WIDE = 30
+"""More feature columns than this: fewer permutation-importance shuffles per column."""
+
+
+def _importance(plan: Plan) -> list[str]:
+    features = sum(1 for r in plan.roles if not r.dropped and r.kind != "target")
+    if features <= WIDE:
+        return []
+    return [
+        f"  importance: {{repeats: 2}}   # {features} feature columns: 2 shuffles each (not 5) "
+        "keep the report step short"
+    ]
 
 
 _PRIMARY_WHY = {
