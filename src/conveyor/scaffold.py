@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor import _yaml
-from conveyor._text import short_list
+from conveyor._text import short_list, short_mapping
 from conveyor.config import SourceConfig, load_config
 from conveyor.data import sources
 from conveyor.data.roles import HIGH_CARDINALITY, ColumnRole, column_roles
@@ -144,7 +144,7 @@ def plan_project(
     if len(kept) < 2:
         raise DataValidationError(
             f"target {target!r} needs at least two classes with {need}+ rows each; it has "
-            f"{short_list([f'{c}: {n}' for c, n in counts.items()], quote=False)}"
+            f"{short_mapping(counts.to_dict())}"
         )
     plan.primary = "f1" if len(kept) == 2 else "f1_macro"
     if len(kept) == 2:

@@ -19,29 +19,19 @@ _SCALERS = {
 }
 
 
-def split_columns(X: pd.DataFrame, drop: list[str]) -> tuple[list[str], list[str]]:
-    """Numeric and categorical feature columns of ``X``, after dropping ``drop`` (datetime
-    columns are in neither: see :func:`datetime_columns`)."""
+def split_columns(X: pd.DataFrame, drop: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Numeric, categorical and datetime feature columns of ``X``, after dropping ``drop``."""
     import pandas as pd
 
     kept = [c for c in X.columns if c not in set(drop)]
+    dates = [c for c in kept if pd.api.types.is_datetime64_any_dtype(X[c])]
     numeric = [
         c
         for c in kept
         if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
     ]
-    dates = set(datetime_columns(X, drop))
     categorical = [c for c in kept if c not in numeric and c not in dates]
-    return numeric, categorical
-
-
-def datetime_columns(X: pd.DataFrame, drop: list[str]) -> list[str]:
-    """Columns of ``X`` holding datetimes (after dropping ``drop``)."""
-    import pandas as pd
-
-    return [
-        c for c in X.columns if c not in set(drop) and pd.api.types.is_datetime64_any_dtype(X[c])
-    ]
+    return numeric, categorical, dates
 
 
 def date_parts(X: Any, parts: Sequence[str] = ("year", "month", "day", "dayofweek")) -> Any:
@@ -95,8 +85,7 @@ def build_preprocessor(config: FeaturesConfig, X: pd.DataFrame) -> Any:
         OrdinalEncoder,
     )
 
-    numeric, categorical = split_columns(X, config.drop)
-    dates = datetime_columns(X, config.drop)
+    numeric, categorical, dates = split_columns(X, config.drop)
     num_steps: list[Any] = []
     if config.numeric.impute != "none":
         num_steps.append(SimpleImputer(strategy=config.numeric.impute))

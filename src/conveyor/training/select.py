@@ -15,12 +15,7 @@ if TYPE_CHECKING:
 
     from conveyor.config import CandidateConfig, FeaturesConfig
 
-__all__ = ["BASELINES", "cv_score", "fit_baseline"]
-
-BASELINES = {
-    "classification": "most_frequent",
-    "regression": "mean",
-}
+__all__ = ["cv_score", "fit_baseline"]
 
 
 def cv_score(
@@ -72,11 +67,11 @@ def fit_baseline(train: pd.DataFrame, *, target: str, task: str, metric: str) ->
     """
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
-    strategy = BASELINES[task]
-    if task == "regression" and metric == "mae":
-        strategy = "median"
-    model = DummyClassifier(strategy="prior") if task == "classification" else None
-    if model is None:
+    model: Any
+    if task == "classification":  # "prior": predicts the most frequent class, with its shares
+        model, strategy = DummyClassifier(strategy="prior"), "most_frequent"
+    else:
+        strategy = "median" if metric == "mae" else "mean"
         model = DummyRegressor(strategy=strategy)
     X = train.drop(columns=[target])
     with warnings.catch_warnings():
