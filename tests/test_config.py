@@ -95,3 +95,41 @@ def test_environment_overrides_the_store(tmp_path, monkeypatch):
     cfg = load_config(write(tmp_path, VALID))
     assert cfg.store.metadata == "postgresql+psycopg://u@h/db"
     assert cfg.store.artifacts == "s3://bucket/prefix"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("serving.max_body_mb=.inf", "serving.max_body_mb: input should be a finite number"),
+        ("serving.max_records=1e32", "serving.max_records:"),
+        ("serving.max_file_mb=.nan", "serving.max_file_mb: input should be a finite number"),
+        ("monitoring.drift.share=.nan", "monitoring.drift.share: input should be a finite number"),
+        ("serving.workers=100000", "serving.workers: input should be less than or equal to 256"),
+    ],
+)
+def test_unbounded_numbers_are_config_errors_not_tracebacks(tmp_path, override, message):
+    """Hardening finding 14: `max_body_mb: .inf` and `max_records: 1e32` crashed the server."""
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, VALID), overrides=[override])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("registry.model=fraud@eu", "registry.model"),
+        ("registry.model=fraud:2", "registry.model"),
+        ("registry.promote.alias=prod uction", "registry.promote.alias"),
+        ("registry.promote.alias=''", "registry.promote.alias"),
+    ],
+)
+def test_model_and_alias_names_are_checked_at_load(tmp_path, override, key):
+    """Hardening finding 15: `registry.model: fraud@eu` registered but could never be resolved."""
+    with pytest.raises(ConfigError, match=f"conveyor.yaml: {key}: .* use 1-100 letters, digits"):
+        load_config(write(tmp_path, VALID), overrides=[override])
+
+
+def test_a_key_given_twice_in_conveyor_yaml_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="conveyor.yaml: invalid YAML: key 'registry' is given"):
+        load_config(write(tmp_path, VALID + "registry: {model: other}\n"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from conveyor import _yaml
 from conveyor.errors import ConfigError
@@ -19,8 +20,34 @@ METADATA_URL_ENV = "CONVEYOR_METADATA_URL"
 ARTIFACTS_URI_ENV = "CONVEYOR_ARTIFACTS_URI"
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # model names and aliases
+
+
+def name_problem(kind: str, value: str) -> str | None:
+    """Why ``value`` cannot be a model name or alias (``@``, ``:``, spaces, newlines break
+    ``NAME@ALIAS`` references and history lines), or None when it can."""
+    if _NAME.match(value):
+        return None
+    return (
+        f"{kind} {value!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a letter "
+        "or digit"
+    )
+
+
+def _name(value: str) -> str:
+    problem = name_problem("name", value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class StoreConfig(_Section):
@@ -129,7 +156,7 @@ class TuningConfig(_Section):
     trials: int = Field(20, ge=1)
     cv: int = Field(3, ge=2)
     metric: str | None = None  # default: evaluation.primary
-    workers: int = Field(1, ge=1)  # trials evaluated at once (processes, or Dask tasks)
+    workers: int = Field(1, ge=1, le=256)  # trials evaluated at once (processes, or Dask tasks)
     timeout: float | None = Field(None, gt=0)  # seconds per candidate; None: run all trials
 
 
@@ -162,14 +189,14 @@ class EvaluationConfig(_Section):
 class PromoteConfig(_Section):
     """Promotion policy."""
 
-    alias: str = "production"
+    alias: Name = "production"
     require_approval: bool = False
 
 
 class RegistryConfig(_Section):
     """Model registry settings."""
 
-    model: str
+    model: Name
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
 
 
@@ -178,14 +205,14 @@ class ServingConfig(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1, le=256)
     auth: Literal["api_key", "none"] = "api_key"
     public_docs: bool = False  # /docs and /openapi.json readable without a key
     log_predictions: bool = True
     unknown_categories: Literal["reject", "unknown"] = "reject"
-    max_records: int = Field(1000, ge=1)  # per JSON request
-    max_body_mb: float = Field(8, gt=0)  # JSON request bodies
-    max_file_mb: float = Field(256, gt=0)  # uploads to /v1/predict/file
+    max_records: int = Field(1000, ge=1, le=1_000_000)  # per JSON request
+    max_body_mb: float = Field(8, gt=0, le=1024)  # JSON request bodies
+    max_file_mb: float = Field(256, gt=0, le=64 * 1024)  # uploads to /v1/predict/file
 
 
 class DriftColumnConfig(_Section):
@@ -216,7 +243,7 @@ class AlertConfig(_Section):
     url: str | None = None  # webhook / slack: where to POST (${VAR} expanded from the env)
     timeout: float = Field(5.0, gt=0)
     retries: int = Field(3, ge=0)
-    on: Literal["column", "dataset", "prediction", "any"] = "any"
+    on: Literal["column", "dataset", "prediction", "serving", "any"] = "any"
 
 
 class RetrainConfig(_Section):

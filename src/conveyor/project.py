@@ -187,8 +187,11 @@ class Project:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def run_params(self) -> dict[str, Any]:
-        """The config flattened to ``dotted.key: value`` (store settings left out)."""
-        return _flatten(self.config.model_dump(mode="json", exclude={"store"}))
+        """The config flattened to ``dotted.key: value``, secrets masked (store settings left
+        out: they are where the metadata lives, not what defines a result)."""
+        from conveyor.data._credentials import mask_tree
+
+        return _flatten(mask_tree(self.config.model_dump(mode="json", exclude={"store"})))
 
     def close(self) -> None:
         """Close the stores if they were opened."""

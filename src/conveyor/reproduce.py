@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.config import ProjectConfig
-from conveyor.errors import RegistryError
+from conveyor.data._credentials import MASK
+from conveyor.errors import ArtifactError, RegistryError
 from conveyor.project import Project, git_commit
 
 if TYPE_CHECKING:
     from conveyor.runner import RunHooks
 
 RECORDED_DATA = "data/recorded.parquet"
+SCRATCH_SCHEMA = "schema.yaml"
 
 
 @dataclass
@@ -76,43 +78,42 @@ def reproduce(
     raw = project.artifacts.get(dataset.digest, project.metadata.artifact_kind(dataset.digest))
     recorded = ProjectConfig.model_validate(_unflatten(run.params))
     notes: list[str] = []
-    if Project(project.root, recorded).config_hash() != run.config_hash:
+    if any(isinstance(v, str) and MASK in v for v in run.params.values()):
+        notes.append(
+            "secrets were masked when the run was recorded; its config hash is not checked"
+        )
+    elif Project(project.root, recorded).config_hash() != run.config_hash:
         notes.append("the recorded parameters do not hash to the run's config hash")
-    folder = Path(scratch or tempfile.mkdtemp(prefix="conveyor-reproduce-"))
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    raw.to_parquet(folder / RECORDED_DATA)
-    data = recorded.data
-    assert data is not None
-    if data.schema_file:
-        shutil.copy(project.root / data.schema_file, folder / data.schema_file)
-    config = recorded.model_copy(
-        update={
-            "data": data.model_copy(
-                update={
-                    "source": data.source.model_copy(
-                        update={"type": "parquet", "path": RECORDED_DATA, "options": {}}
-                    )
-                }
-            ),
-        }
-    )
+    stored = _stored_artifact_problem(project, record.digest)
+    if stored is not None:
+        notes.append(stored)
     now = git_commit(project.root)
     if run.git_commit and now != run.git_commit:
         notes.append(f"code is at {now or 'no git commit'}, the run used {run.git_commit}")
-    with Project(folder, config) as scratch_project:
-        result = scratch_project.run("train", executor="local", use_cache=False, hooks=hooks)
-        outputs = result.outputs
-        digest = outputs["model"].digest if "model" in outputs else None
-        metrics = {
-            k.removeprefix("test."): v
-            for k, v in scratch_project.metadata.get_run(result.run_id).metrics.items()
-            if k.startswith("test.")
-        }
-        data_versions = [d.fingerprint for d in scratch_project.metadata.list_datasets()]
+    made = scratch is None
+    folder = Path(scratch or tempfile.mkdtemp(prefix="conveyor-reproduce-"))
+    try:
+        config = _scratch_config(project, recorded, raw, folder)
+        with Project(folder, config) as scratch_project:
+            result = scratch_project.run("train", executor="local", use_cache=False, hooks=hooks)
+            outputs = result.outputs
+            digest = outputs["model"].digest if "model" in outputs else None
+            metrics = {
+                k.removeprefix("test."): v
+                for k, v in scratch_project.metadata.get_run(result.run_id).metrics.items()
+                if k.startswith("test.")
+            }
+            data_versions = [d.fingerprint for d in scratch_project.metadata.list_datasets()]
+    except BaseException:
+        if made:  # nothing to look at: leave no scratch folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     if record.dataset not in data_versions:
         notes.append("the schema changed since: the dataset version differs")
     if not result.ok and not digest:
         notes.append(f"the re-run ended {result.status}: {result.failures}")
+    if stored is not None:
+        digest = None  # identical to a digest whose bytes are gone is not identical
     return Reproduction(
         f"{record.name}:{record.version}",
         str(folder),
@@ -123,6 +124,46 @@ def reproduce(
         metrics,
         notes,
     )
+
+
+def _scratch_config(
+    project: Project, recorded: ProjectConfig, raw: Any, folder: Path
+) -> ProjectConfig:
+    """Write the recorded data (and schema) into ``folder``; the config that reads them there.
+
+    Everything lands at a fixed name inside ``folder``, whatever the recorded paths were
+    (a subfolder, an absolute path or ``../``).
+
+    Raises:
+        RegistryError: the schema file the run used is not there any more.
+    """
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    raw.to_parquet(folder / RECORDED_DATA)
+    data = recorded.data
+    assert data is not None
+    update: dict[str, Any] = {
+        "source": data.source.model_copy(
+            update={"type": "parquet", "path": RECORDED_DATA, "options": {}}
+        )
+    }
+    if data.schema_file:
+        source = (project.root / data.schema_file).resolve()
+        if not source.is_file():
+            raise RegistryError(
+                f"data.schema: {data.schema_file} (as the run recorded it) is not a file any more"
+            )
+        shutil.copyfile(source, folder / SCRATCH_SCHEMA)
+        update["schema_file"] = SCRATCH_SCHEMA
+    return recorded.model_copy(update={"data": data.model_copy(update=update)})
+
+
+def _stored_artifact_problem(project: Project, digest: str) -> str | None:
+    """Why the registered model's stored bytes cannot be compared with, or None if they can."""
+    try:
+        project.artifacts.get_bytes(digest)
+    except ArtifactError as exc:
+        return f"the registered artifact cannot be read back: {exc}"
+    return None
 
 
 def _unflatten(params: dict[str, Any]) -> dict[str, Any]:

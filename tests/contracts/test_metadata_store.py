@@ -606,6 +606,53 @@ def test_api_keys_create_list_revoke(store: SqlMetadataStore) -> None:
     ]
 
 
+def test_revoke_never_guesses_between_a_name_and_an_id(store: SqlMetadataStore) -> None:
+    """Hardening finding 6: a key NAMED like another key's id was revoked instead of it."""
+    with pytest.raises(MetadataError, match="looks like a key id"):
+        store.create_api_key("c" * 12, key_id="d" * 12, salt="00" * 16, hashed="f" * 64)
+    store.create_api_key("victim", key_id="a" * 12, salt="00" * 16, hashed="f" * 64)
+    with _engine(store).begin() as conn:  # a key named like an id, from before names were checked
+        conn.execute(
+            sa.insert(t.api_keys).values(
+                key_id="b" * 12,
+                name="a" * 12,
+                salt="11" * 16,
+                hash="e" * 64,
+                created_at=1.0,
+                created_by="old",
+            )
+        )
+    with pytest.raises(MetadataError, match="--by name or --by id"):
+        store.revoke_api_key("a" * 12)
+    assert not any(k.revoked for k in store.list_api_keys())
+    assert store.revoke_api_key("a" * 12, by="id").name == "victim"
+    assert store.revoke_api_key("a" * 12, by="name").key_id == "b" * 12
+    with pytest.raises(NotFoundError):
+        store.revoke_api_key("victim", by="id")
+
+
+@pytest.mark.parametrize("alias", ["", "prod@eu", "prod uction", "prod\n2026 forged", "-x"])
+def test_alias_names_that_would_break_references_are_refused(
+    store: SqlMetadataStore, alias: str
+) -> None:
+    """Hardening finding 15: an alias with ``@``, spaces or a newline could never be resolved
+    and forged lines in ``models show``; an empty ``--alias`` silently meant production."""
+    _run_with_step(store, outputs=[_ref("model", "m")])
+    version = store.register_model_version("m", digest=_digest("m"), run_id=None).version
+    with pytest.raises(RegistryError, match="alias"):
+        store.set_alias("m", alias, version)
+    assert store.aliases("m") == {}
+
+
+@pytest.mark.parametrize("name", ["fraud@eu", "fraud:2", "", "a b", "x" * 101])
+def test_model_names_that_would_break_references_are_refused(
+    store: SqlMetadataStore, name: str
+) -> None:
+    with pytest.raises(RegistryError, match="model name"):
+        store.register_model_version(name, digest=_digest("m"), run_id=None)
+    assert store.list_model_versions() == []
+
+
 def test_prediction_logs_are_indexed_by_model_version_and_time(store: SqlMetadataStore) -> None:
     for i, (version, first, last) in enumerate([(1, 10.0, 20.0), (1, 21.0, 30.0), (2, 31.0, 40.0)]):
         ref = _ref("prediction_log", f"log{i}", kind="parquet")

@@ -148,7 +148,7 @@ def serve(project: Path, name: str) -> tuple[BackgroundServer, str]:
     """A server of table ``name``'s model in production, and a fresh API key for it (enter
     the server with ``with``)."""
     with Project.load(project) as proj:
-        key = create_key(proj.metadata, uuid.uuid4().hex[:12]).token
+        key = create_key(proj.metadata, f"key-{uuid.uuid4().hex[:12]}").token
     settings = ServeSettings(
         project=str(project), model=f"{name}-model@production", log_flush_seconds=0.2
     )

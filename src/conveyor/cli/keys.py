@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,14 @@ from rich.markup import escape
 
 from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
 from conveyor.cli._output import EXIT_USAGE, console, conveyor_errors, fmt_time, print_json
+
+
+class KeyMatch(StrEnum):
+    """What ``keys revoke`` matches its argument against."""
+
+    name = "name"
+    id = "id"
+
 
 app = typer.Typer(help="API keys of the model server: create, list, revoke.", no_args_is_help=True)
 
@@ -84,11 +93,15 @@ def list_(project: ProjectOpt = Path("."), json_: JsonOpt = False) -> None:
 def revoke(
     name: Annotated[str, typer.Argument(help="The key's name or id.")],
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (audit log).")] = None,
+    by: Annotated[
+        KeyMatch | None,
+        typer.Option("--by", help="Match only the name or only the id (default: either)."),
+    ] = None,
     project: ProjectOpt = Path("."),
 ) -> None:
     """Revoke a key: running servers refuse it (403) within about a second."""
     from conveyor.project import Project
 
     with conveyor_errors(), Project.load(project) as proj:
-        key = proj.metadata.revoke_api_key(name, reason=reason)
+        key = proj.metadata.revoke_api_key(name, reason=reason, by=None if by is None else by.value)
     console().print(f"revoked API key {escape(key.name)} (id {key.key_id})")

@@ -108,7 +108,7 @@ def approve(
     from conveyor.registry import governance
 
     with conveyor_errors(), Project.load(project) as proj:
-        target = None if no_promote else alias or _policy(proj)[0]
+        target = None if no_promote else _alias(alias, proj)
         record = governance.approve(proj.metadata, name, version, reason=reason, alias=target)
     console().print(
         f"{name}:{version} {styled(record.status)}" + (f", now {name}@{target}" if target else "")
@@ -133,7 +133,7 @@ def promote(
             proj.metadata,
             name,
             version,
-            alias=alias or default_alias,
+            alias=default_alias if alias is None else alias,
             reason=reason,
             require_approval=require_approval,
         )
@@ -146,7 +146,9 @@ def rollback(
     reason: ReasonOpt,
     project: ProjectOpt = Path("."),
     alias: AliasOpt = None,
-    to: Annotated[int | None, typer.Option("--to", help="Version to go back to.")] = None,
+    to: Annotated[
+        int | None, typer.Option("--to", min=1, max=2**31 - 1, help="Version to go back to.")
+    ] = None,
 ) -> None:
     """Move NAME@ALIAS back to the version it held before (or --to VER)."""
     import time
@@ -157,7 +159,7 @@ def rollback(
     with conveyor_errors(), Project.load(project) as proj:
         started = time.perf_counter()
         move = governance.rollback(
-            proj.metadata, name, alias=alias or _policy(proj)[0], reason=reason, to=to
+            proj.metadata, name, alias=_alias(alias, proj), reason=reason, to=to
         )
         took = time.perf_counter() - started
     console().print(
@@ -186,3 +188,8 @@ def _policy(proj: Any) -> tuple[str, bool]:
 
 def _plain(record: Any) -> dict[str, Any]:
     return dict(asdict(record))
+
+
+def _alias(given: str | None, proj: Any) -> str:
+    """``--alias`` as given (an empty one is refused by the registry), else the policy's."""
+    return _policy(proj)[0] if given is None else given

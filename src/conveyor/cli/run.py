@@ -34,7 +34,8 @@ def run(
         str | None, typer.Option(help="local or dask (default: from conveyor.yaml).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Parallel steps (local) or worker processes (dask).")
+        int | None,
+        typer.Option(min=1, max=1024, help="Parallel steps (local) or worker processes (dask)."),
     ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Re-run every step even if a cached result exists.")

@@ -17,7 +17,7 @@ app = typer.Typer(help="Inspect runs: steps, timings, metrics, errors.", no_args
 @app.command("list")
 def list_(
     project: ProjectOpt = Path("."),
-    limit: Annotated[int, typer.Option(min=1, help="How many runs to show.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="How many runs to show.")] = 20,
     pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline.")] = None,
     json_: JsonOpt = False,
 ) -> None:

@@ -32,7 +32,7 @@ ModelOpt = Annotated[
 def serve(
     model: ModelOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (serving.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (serving.port).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (serving.port).")] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (serving.workers).")
     ] = None,
@@ -111,7 +111,8 @@ def predict(
         str | None, typer.Option("--format", help="csv or parquet (default: from --output).")
     ] = None,
     chunk_rows: Annotated[
-        int, typer.Option("--chunk-rows", min=1, help="Rows per chunk (bounds memory).")
+        int,
+        typer.Option("--chunk-rows", min=1, max=10_000_000, help="Rows per chunk (bounds memory)."),
     ] = DEFAULT_CHUNK_ROWS,
     project: ProjectOpt = Path("."),
     json_: JsonOpt = False,

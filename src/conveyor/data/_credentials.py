@@ -40,6 +40,32 @@ def mask_uri(uri: str) -> str:
     return f"{scheme}://{head}{q}{query}"
 
 
+def host_only(url: str) -> str:
+    """``scheme://host/...``: for URLs that carry their secret in the path (webhooks)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/..."
+
+
+def mask_tree(value: Any, key: str = "") -> Any:
+    """A copy of a settings tree safe to record: values under secret-looking keys masked,
+    URLs with their password and secret query values masked, webhook URLs (under ``alerts``)
+    cut to their host. ``${VAR}`` references are kept: they name a secret, they do not hold one.
+    """
+    if isinstance(value, dict):
+        return {k: mask_tree(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_tree(v, key) for v in value]
+    if not isinstance(value, str) or not value or _VAR.fullmatch(value):
+        return value
+    if SECRET_KEY.search(key.rpartition(".")[2]):
+        return MASK
+    if "://" in value:
+        return host_only(value) if "alerts" in key.split(".") else mask_uri(value)
+    return value
+
+
 def mask_url(url: str) -> str:
     """A database URL, masked; one that is not ``scheme://...`` could hide a secret anywhere."""
     return mask_uri(url) if "://" in url else MASK

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from conveyor.data._credentials import host_only
+
 if TYPE_CHECKING:
     from conveyor.config import AlertConfig
     from conveyor.store.metadata import SqlMetadataStore
@@ -25,7 +27,7 @@ class Alert:
     """Something a person should look at."""
 
     key: str  # deduplication key
-    kind: str  # column | dataset | prediction | performance | retrain
+    kind: str  # column | dataset | prediction | performance | retrain | serving
     title: str
     message: str
     model: str
@@ -122,7 +124,9 @@ class WebhookChannel:
             last = f"HTTP {response.status_code}"
             if response.status_code < 500:
                 break
-        raise AlertError(f"{self.name} {_mask(self.url)}: {last} after {attempt + 1} attempt(s)")
+        raise AlertError(
+            f"{self.name} {host_only(self.url)}: {last} after {attempt + 1} attempt(s)"
+        )
 
 
 class SlackChannel(WebhookChannel):
@@ -217,11 +221,3 @@ def dispatch(
         },
     )
     return sent
-
-
-def _mask(url: str) -> str:
-    """Webhook URLs carry their secret in the path: show the host only."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/..."

@@ -28,15 +28,16 @@ def build_estimator(candidate: CandidateConfig, *, where: str = "training.candid
         raise ConfigError(
             f"{where}[{candidate.name}].estimator: cannot import {candidate.estimator!r}: {exc}"
         ) from None
+    # Checked BEFORE the call: a dotted path can name any callable (subprocess.getoutput).
+    if not isinstance(cls, type) or not callable(getattr(cls, "fit", None)):
+        raise ConfigError(
+            f"{where}[{candidate.name}].estimator: {candidate.estimator} is not an estimator "
+            "class (a class with a fit() method, e.g. sklearn.linear_model.LogisticRegression)"
+        )
     try:
-        estimator = cls(**candidate.params)
+        return cls(**candidate.params)
     except TypeError as exc:
         raise ConfigError(f"{where}[{candidate.name}].params: {exc}") from None
-    if not hasattr(estimator, "fit"):
-        raise ConfigError(
-            f"{where}[{candidate.name}].estimator: {candidate.estimator} has no fit() method"
-        )
-    return estimator
 
 
 def build_model(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from conveyor.config import name_problem
 from conveyor.errors import (
     MetadataStorageError,
     ModelNotFoundError,
@@ -55,6 +56,7 @@ class RegistryMixin(SqlStoreBase):
         """Register the next version of ``name`` (unique under concurrency) with an audit event."""
         for _ in range(_REGISTER_RETRIES):
             try:
+                _check_name("model name", name)
                 with self._tx() as conn:
                     _lock_model_name(conn, name)
                     version = 1 + (
@@ -166,6 +168,7 @@ class RegistryMixin(SqlStoreBase):
             ModelNotFoundError: the alias is not set.
             RegistryError: there is no earlier version, or the target is rejected/archived.
         """
+        _check_name("alias", alias)
         with self._tx() as conn:
             rows = conn.execute(
                 select(t.alias_history.c.version, t.alias_history.c.action)
@@ -303,6 +306,7 @@ def _is_unique_violation(exc: BaseException | None) -> bool:
 def _move_alias(
     conn: Connection, name: str, alias: str, version: int, *, reason: str | None, action: str
 ) -> int | None:
+    _check_name("alias", alias)
     status = conn.execute(
         select(t.model_versions.c.status).where(
             and_(t.model_versions.c.name == name, t.model_versions.c.version == version)
@@ -367,3 +371,9 @@ def _lock_model_name(conn: Connection, name: str) -> None:
 def _model_version(values: Mapping[str, Any]) -> ModelVersionRecord:
     fields = {k: v for k, v in values.items() if k != "id"}
     return ModelVersionRecord(**fields)
+
+
+def _check_name(kind: str, value: str) -> None:
+    problem = name_problem(kind, value)
+    if problem is not None:
+        raise RegistryError(problem)

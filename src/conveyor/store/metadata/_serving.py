@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from conveyor.errors import MetadataStorageError, NotFoundError
+from conveyor.errors import MetadataError, MetadataStorageError, NotFoundError
 from conveyor.store.metadata import tables as t
 from conveyor.store.metadata._base import (
     SqlStoreBase,
@@ -17,6 +18,8 @@ from conveyor.store.metadata._base import (
     current_actor,
 )
 from conveyor.store.metadata.records import ApiKeyRecord, ArtifactRef, PredictionLogRecord
+
+KEY_ID = re.compile(r"[0-9a-f]{12}")  # how key ids look (serving.auth makes them)
 
 
 class ServingMixin(SqlStoreBase):
@@ -27,7 +30,12 @@ class ServingMixin(SqlStoreBase):
 
         Raises:
             MetadataStorageError: a key called ``name`` exists already.
+            MetadataError: ``name`` looks like a key id (it could be confused with one).
         """
+        if KEY_ID.fullmatch(name):
+            raise MetadataError(
+                f"key name {name!r} looks like a key id (12 hex digits); choose another name"
+            )
         now, actor = time.time(), current_actor()
         row: dict[str, Any] = {
             "key_id": key_id,
@@ -55,19 +63,37 @@ class ServingMixin(SqlStoreBase):
         with self._tx() as conn:
             return [ApiKeyRecord(**r._asdict()) for r in conn.execute(query).all()]
 
-    def revoke_api_key(self, name_or_id: str, *, reason: str | None = None) -> ApiKeyRecord:
+    def revoke_api_key(
+        self, name_or_id: str, *, reason: str | None = None, by: Literal["name", "id"] | None = None
+    ) -> ApiKeyRecord:
         """Revoke a key by name or id (idempotent), with an audit event.
+
+        Args:
+            by: match only the name or only the id (default: either, refusing a value that is
+                one key's name and another key's id).
 
         Raises:
             NotFoundError: no such key.
+            MetadataError: ``name_or_id`` names one key and is the id of another.
         """
         keys = t.api_keys.c
+        match = {
+            "name": keys.name == name_or_id,
+            "id": keys.key_id == name_or_id,
+            None: (keys.name == name_or_id) | (keys.key_id == name_or_id),
+        }[by]
         with self._tx() as conn:
-            row = conn.execute(
-                select(t.api_keys).where((keys.name == name_or_id) | (keys.key_id == name_or_id))
-            ).first()
-            if row is None:
-                raise NotFoundError(f"no API key named {name_or_id!r}")
+            rows = conn.execute(select(t.api_keys).where(match)).all()
+            if not rows:
+                raise NotFoundError(f"no API key named {name_or_id!r} or with that id")
+            if len(rows) > 1:  # one key's name is another key's id: never guess which
+                named = next(r for r in rows if r.name == name_or_id)
+                other = next(r for r in rows if r.key_id == name_or_id)
+                raise MetadataError(
+                    f"{name_or_id!r} is the name of key id {named.key_id} and the id of key "
+                    f"{other.name!r}; say which: --by name or --by id"
+                )
+            row = rows[0]
             record = ApiKeyRecord(**row._asdict())
             if record.revoked_at is not None:
                 return record
