@@ -162,6 +162,124 @@ def test_rule_value_is_type_checked(check: str, value: object) -> None:
     assert f"columns.x: {check}.value: expected" in message
 
 
+def test_bad_regex_names_the_file_and_field(tmp_path: Path) -> None:
+    file = tmp_path / "schema.yaml"
+    file.write_text('columns:\n  code: {regex: "("}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_schema(file)
+    assert str(info.value) == (
+        f"{file}: columns.code.regex: invalid regular expression '(': "
+        "missing ), unterminated subpattern at position 0"
+    )
+
+
+@pytest.mark.parametrize("regex", ["[a-", "a{2,1}", "(?P<x>a)(?P<x>b)", "*a"])
+def test_bad_regex_is_refused_in_the_rule_form_too(regex: str) -> None:
+    for value in (regex, {"value": regex, "severity": "warn"}):
+        message = _config_error({"columns": {"code": {"regex": value}}})
+        assert message.startswith(
+            f"my/schema.yaml: columns.code.regex: invalid regular expression {regex!r}: "
+        )
+        assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("fmt", "fragment"),
+    [
+        ("%Y-%Q", "invalid datetime format '%Y-%Q': 'Q' is a bad directive in format '%Y-%Q'"),
+        ("%Y %", "invalid datetime format '%Y %': stray % in format '%Y %'"),
+        ("%", "datetime format '%' has no % directive"),
+        ("%G-%V", "invalid datetime format '%G-%V': ISO year directive '%G' must be used"),
+        ("iso8601", "datetime format 'iso8601' has no % directive: write a strftime pattern"),
+        ("YYYY-MM-DD", "has no % directive"),
+        ("100%%", "has no % directive"),
+        ("", "has no % directive"),
+    ],
+)
+def test_bad_datetime_format_names_the_field(fmt: str, fragment: str) -> None:
+    message = _config_error({"columns": {"when": {"dtype": "datetime", "format": fmt}}})
+    assert message.startswith("my/schema.yaml: columns.when.format: ")
+    assert fragment in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "fmt", ["ISO8601", "mixed", "%Y-%m-%d", "%d/%m/%Y %H:%M:%S.%f", "%Y %z", "%d %b %Y", "%%%Y"]
+)
+def test_good_datetime_formats_load_and_parse(fmt: str) -> None:
+    schema = parse_schema({"columns": {"when": {"dtype": "datetime", "format": fmt}}})
+    assert schema.columns["when"].format == fmt
+
+
+def test_datetime_format_is_used_to_parse() -> None:
+    schema = parse_schema({"columns": {"when": {"dtype": "datetime", "format": "%d/%m/%Y"}}})
+    clean, report = validate(
+        pd.DataFrame({"when": ["03/02/2001", "31/12/1999"]}), schema, source="x"
+    )
+    assert report.passed
+    assert clean["when"].dt.month.tolist() == [2, 12]
+
+
+# --- row checks are an expression language, checked at load -------------------------------------
+
+
+def test_row_check_expression_is_checked_at_load_naming_the_key(tmp_path: Path) -> None:
+    file = tmp_path / "schema.yaml"
+    file.write_text(
+        "checks:\n  c: {when: \"unit.upper() == 'HOUR'\", require: 'wage < 9'}\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_schema(file)
+    assert str(info.value) == (
+        f"{file}: checks.c.when: calling is not allowed in a row check: 'unit.upper()'"
+    )
+
+
+@pytest.mark.parametrize("key", ["require", "when"])
+def test_row_check_syntax_error_names_the_key(key: str) -> None:
+    check = {"require": "a > 1", key: "a >"}
+    message = _config_error({"checks": {"c": check}})
+    assert message == f"my/schema.yaml: checks.c.{key}: not a valid expression: invalid syntax"
+
+
+def test_row_check_on_an_undeclared_column_is_refused_at_load() -> None:
+    message = _config_error(
+        {
+            "columns": {"unit": {}, "wage": {}},
+            "checks": {"c": {"when": "unitt == 1", "require": "wage > 0"}},
+        }
+    )
+    assert message == (
+        "my/schema.yaml: (top level): checks.c.when: unknown column 'unitt' "
+        "(did you mean 'unit'?); the columns are 'unit', 'wage'"
+    )
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        {},  # no columns declared: checked against the data
+        {"columns": {"a": {}}, "table": {"extra_columns": "allow"}},  # may read extra columns
+    ],
+)
+def test_row_check_columns_are_left_to_validation_when_not_all_declared(
+    sections: dict[str, object],
+) -> None:
+    schema = parse_schema({**sections, "checks": {"c": {"require": "b > 1"}}})
+    assert schema.checks["c"].require == "b > 1"
+
+
+def test_row_check_expression_that_is_too_long_is_refused() -> None:
+    message = _config_error({"checks": {"c": {"require": "a > 1 and " * 200 + "True"}}})
+    assert message.startswith(
+        "my/schema.yaml: checks.c.require: the expression has 2,004 characters"
+    )
+
+
+def test_row_check_expression_must_be_text() -> None:
+    assert "checks.c.require" in _config_error({"checks": {"c": {"require": 5}}})
+
+
 # --- Rule form ----------------------------------------------------------------------------------
 
 

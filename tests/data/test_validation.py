@@ -330,14 +330,93 @@ def test_row_check_missing_values_count_as_failing() -> None:
 
 
 def test_row_check_bad_expression_names_the_check() -> None:
-    with pytest.raises(ConfigError, match=r"checks\.broken: cannot evaluate"):
+    with pytest.raises(ConfigError, match=r"checks\.broken\.require: unknown column 'nope'"):
         check(WAGES, {"unit": ["Hour"], "wage": [1.0]}, checks={"broken": {"require": "nope > 1"}})
-    with pytest.raises(ConfigError, match=r"checks\.bad_when"):
+    with pytest.raises(ConfigError, match=r"checks\.bad_when\.when: not a valid expression"):
         check(
             WAGES,
             {"unit": ["Hour"], "wage": [1.0]},
             checks={"bad_when": {"when": "unit ==", "require": "wage > 0"}},
         )
+
+
+def test_row_check_on_an_unknown_column_names_the_frame_columns() -> None:
+    # No columns declared: the names are checked against the data itself.
+    schema = parse_schema({"checks": {"c": {"when": "unit == 'Hour'", "require": "wagee < 9"}}})
+    with pytest.raises(ConfigError) as info:
+        validate(pd.DataFrame({"unit": ["Hour"], "wage": [1.0]}), schema, source=SOURCE)
+    assert str(info.value) == (
+        "schema: checks.c.require: unknown column 'wagee' (did you mean 'wage'?); "
+        "the columns are 'unit', 'wage'"
+    )
+
+
+def test_row_check_that_cannot_apply_to_the_values_names_the_check_and_piece() -> None:
+    with pytest.raises(ConfigError) as info:
+        check(WAGES, {"unit": ["Hour"], "wage": [1.0]}, checks={"c": {"require": "wage > 'x'"}})
+    assert str(info.value).startswith(
+        "schema: checks.c.require: cannot evaluate \"wage > 'x'\": Invalid comparison"
+    )
+    with pytest.raises(ConfigError, match=r"checks\.c\.when: 'wage' gives float64 values"):
+        check(
+            WAGES,
+            {"unit": ["Hour"], "wage": [1.0]},
+            checks={"c": {"when": "wage", "require": "1 < 2"}},
+        )
+
+
+def test_row_check_may_read_extra_columns_when_they_are_allowed() -> None:
+    _, report = check(
+        {"wage": {"dtype": "float"}},
+        {"wage": [1.0, 2.0], "bonus": [5.0, -3.0]},
+        table={"extra_columns": "allow"},
+        checks={"c": {"require": "wage + bonus > 0"}},
+    )
+    assert only(report).rows == [2]
+
+
+def test_row_check_not_equal_is_false_on_a_missing_value() -> None:
+    _, report = check(
+        WAGES,
+        {"unit": ["Hour", "Year", None], "wage": [1.0, 2.0, 3.0]},
+        checks={"not_hourly": {"require": "unit != 'Hour'"}},
+    )
+    assert only(report).rows == [1, 3]
+
+
+def test_row_check_reads_odd_column_names_in_backticks() -> None:
+    _, report = check(
+        {"wage (USD)": {"dtype": "float"}, "unit of wage": {}},
+        {"wage (USD)": [500.0, 20.0], "unit of wage": ["Hour", "Hour"]},
+        checks={"c": {"when": "`unit of wage` == 'Hour'", "require": "`wage (USD)` <= 400"}},
+    )
+    failure = only(report)
+    assert (failure.check, failure.rows, failure.values) == ("c: `wage (USD)` <= 400", [1], [500.0])
+
+
+def test_row_check_quotes_the_values_of_the_first_column_it_requires() -> None:
+    _, report = check(
+        {"low": {"dtype": "int"}, "high": {"dtype": "int"}},
+        {"low": [5, 1], "high": [3, 2]},
+        checks={"ordered": {"require": "(low <= high) & notna(low)"}},
+    )
+    assert (only(report).rows, only(report).values) == ([1], [5])
+
+
+@pytest.mark.parametrize(
+    ("data", "checks", "rows"),
+    [
+        ({"n": [1, 2, 3]}, {"c": {"require": "n in [1, 3]"}}, [2]),
+        ({"n": [1, 2, 3]}, {"c": {"require": "n % 2 == 1 or n == 2", "when": "n > 1"}}, []),
+        ({"n": [1, 2, 3]}, {"c": {"require": "1 < 2"}}, []),
+        ({"n": [1, 2, 3]}, {"c": {"require": "1 > 2", "when": "n == 2"}}, [2]),
+    ],
+)
+def test_row_check_forms(
+    data: dict[str, list[Any]], checks: dict[str, Any], rows: list[int]
+) -> None:
+    _, report = check({"n": {"dtype": "int"}}, data, checks=checks)
+    assert [r for f in report.failures for r in f.rows] == rows
 
 
 def test_row_check_on_a_missing_column_reports_the_column() -> None:

@@ -12,20 +12,24 @@ checks:
 
 A check is a plain value, or ``{value: ..., severity: ...}`` to override the column's severity:
 ``error`` stops the line, ``warn`` is reported only, ``drop`` removes the failing rows (and counts
-them), ``fix`` clips to ``min``/``max``.
+them), ``fix`` clips to ``min``/``max``. Row checks are expressions of
+:mod:`conveyor.data.expressions`, a small language over the row's columns: never Python code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conveyor import _yaml
 from conveyor.config import format_validation_error
+from conveyor.data.expressions import compile_expression
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -70,6 +74,24 @@ class ColumnSchema(_Spec):
     format: str = "ISO8601"  # datetime columns: a strftime format, "ISO8601" or "mixed"
     role: Literal["feature", "target", "id"] | None = None
     description: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, regex: str | Rule | None) -> str | Rule | None:
+        pattern = regex.value if isinstance(regex, Rule) else regex
+        if isinstance(pattern, str):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return regex
+
+    @field_validator("format")
+    @classmethod
+    def _format_parses(cls, fmt: str) -> str:
+        if fmt not in ("ISO8601", "mixed"):
+            _check_datetime_format(fmt)
+        return fmt
 
     @model_validator(mode="after")
     def _rules_make_sense(self) -> ColumnSchema:
@@ -122,12 +144,21 @@ class TableSchema(_Spec):
 
 
 class RowCheck(_Spec):
-    """A rule across columns of one row, as pandas expressions: rows where ``when`` holds must
-    satisfy ``require``."""
+    """A rule across columns of one row: rows where ``when`` holds must satisfy ``require``.
+
+    Both are expressions of :mod:`conveyor.data.expressions` (never Python), checked here.
+    """
 
     require: str
     when: str | None = None
     severity: Severity = "error"
+
+    @field_validator("require", "when")
+    @classmethod
+    def _expression(cls, text: str | None) -> str | None:
+        if text is not None:
+            compile_expression(text)  # a ConfigError is a ValueError: reported at its key path
+        return text
 
     @model_validator(mode="after")
     def _no_fix(self) -> RowCheck:
@@ -150,6 +181,14 @@ class Schema(_Spec):
         for col in [*listed, *self.table.key_columns]:
             if names and col not in names:
                 raise ValueError(f"table: column {col!r} is not declared under columns")
+        if names and self.table.extra_columns != "allow":  # else a check may read extra columns
+            for check_name, check in self.checks.items():
+                for key, text in (("when", check.when), ("require", check.require)):
+                    try:
+                        if text is not None:
+                            compile_expression(text).check_columns(list(self.columns))
+                    except ConfigError as exc:
+                        raise ValueError(f"checks.{check_name}.{key}: {exc}") from None
         return self
 
     @property
@@ -214,6 +253,23 @@ def infer_schema(df: pd.DataFrame, *, max_categories: int = 20) -> dict[str, Any
     if key:
         table["primary_key"] = key
     return {"columns": columns, "table": table}
+
+
+def _check_datetime_format(fmt: str) -> None:
+    """Raise ValueError unless pandas parses a sample date written with strftime ``fmt``."""
+    import pandas as pd
+
+    if not re.search(r"%[^%]", fmt.replace("%%", "")):
+        raise ValueError(
+            f"datetime format {fmt!r} has no % directive: write a strftime pattern such as "
+            "'%Y-%m-%d', or 'ISO8601' or 'mixed'"
+        )
+    sample = datetime(2001, 2, 3, 4, 5, 6, 7000, tzinfo=UTC)
+    try:
+        pd.to_datetime([sample.strftime(fmt)], format=fmt, utc=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"invalid datetime format {fmt!r}: {reason}") from None
 
 
 def _infer_dtype(col: pd.Series) -> str:

@@ -9,20 +9,24 @@ and any ``error`` one fails the validation.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from conveyor.data.expressions import compile_expression
 from conveyor.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
+    from conveyor.data.expressions import Expression
     from conveyor.data.schema import ColumnSchema, Schema, Severity
 
 SAMPLE = 5  # rows and values quoted per failure
+_T = TypeVar("_T")
 _Label = tuple[str, "Severity", str]  # check as shown, its severity, the schema rule behind it
 
 
@@ -292,23 +296,41 @@ def _failures_from_pandera(
 
 
 def _row_checks(work: pd.DataFrame, schema: Schema) -> list[Failure]:
+    """The ``checks:`` section, run by the expression language (never ``eval``)."""
     out = []
-    absent = [c for c in schema.columns if c not in work.columns]
+    absent = {c for c in schema.columns if c not in work.columns}
     for name, rule in schema.checks.items():
-        expression = f"{rule.when or ''} {rule.require}"
-        if any(re.search(rf"\b{re.escape(c)}\b", expression) for c in absent):
-            continue  # it reads a column that is missing, which is reported as such
-        try:
-            ok = _mask(work, rule.require)
-            applies = _mask(work, rule.when) if rule.when else np.ones(len(work), dtype=bool)
-        except Exception as exc:  # pandas raises many kinds for a bad expression
-            raise ConfigError(f"schema: checks.{name}: cannot evaluate: {exc}") from None
-        failed = applies & ~ok
+        texts = {"when": rule.when, "require": rule.require}
+        # Compiled again here, so a Schema built without validation gets no shortcut.
+        compiled = {
+            key: _in_check(name, key, compile_expression, text)
+            for key, text in texts.items()
+            if text is not None
+        }
+        read = [c for expression in compiled.values() for c in expression.columns]
+        if any(c in absent for c in read):
+            continue  # it reads a declared column that is missing, which is reported as such
+        masks = {key: _in_check(name, key, _mask, e, work) for key, e in compiled.items()}
+        failed = masks.get("when", np.ones(len(work), dtype=bool)) & ~masks["require"]
         if failed.any():
-            first = rule.require.split()[0]
-            values = work[first] if first in work.columns else work.iloc[:, 0]
+            shown = [*compiled["require"].columns, *read]  # the values the rule is about
+            values = work[shown[0]] if shown else work.iloc[:, 0]
             out.append(_rows(None, f"{name}: {rule.require}", rule.severity, failed, values))
     return out
+
+
+def _in_check(check: str, key: str, function: Callable[..., _T], *args: Any) -> _T:
+    """``function(*args)``, its ConfigError prefixed with the check's key path."""
+    try:
+        return function(*args)
+    except ConfigError as exc:
+        raise ConfigError(f"schema: checks.{check}.{key}: {exc}") from None
+
+
+def _mask(expression: Expression, work: pd.DataFrame) -> np.ndarray[Any, Any]:
+    """Rows where ``expression`` holds (a missing result counts as False)."""
+    expression.check_columns(work.columns)
+    return expression.mask(work)
 
 
 def _missing_target(work: pd.DataFrame, target: str, failures: list[Failure]) -> list[Failure]:
@@ -319,14 +341,6 @@ def _missing_target(work: pd.DataFrame, target: str, failures: list[Failure]) ->
     if not missing.any():
         return []
     return [_rows(target, "target present", "drop", missing, work[target], rule="nullable")]
-
-
-def _mask(work: pd.DataFrame, expression: str) -> np.ndarray[Any, Any]:
-    """A boolean row mask from a pandas expression (missing values count as False)."""
-    import pandas as pd
-
-    result = pd.Series(work.eval(expression), index=work.index)
-    return result.fillna(False).to_numpy(dtype=bool)
 
 
 def _apply(
