@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast check format bench clean
+.PHONY: demo test test-fast check format bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench: $(STAMP)  ## benchmarks (peers in their own venvs: bench/.venv-peers, ben
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/quality.py
+
+soak: $(STAMP)  ## 10 minutes of mixed traffic, hot swaps and key rotations against `conveyor serve`
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
