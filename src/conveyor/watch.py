@@ -129,6 +129,9 @@ def cycle(
                 reason=f"cooling down: {result.cause}",
                 details={"seconds_left": round(result.cooldown_left)},
             )
+    new_data = any(t.kind == "new_data" for t in result.triggers)
+    if new_data and not result.retrained:  # not trained on yet: keep it new for the next cycle
+        checksum = triggers.seen_checksum(metadata, name)
     metadata.append_event(
         triggers.CYCLE,
         name,
@@ -159,7 +162,7 @@ def _retrain(
         result.decision = project.load_artifact(chosen.digest)
     decision = result.decision or {}
     metadata.append_event(
-        "retrain.done",
+        triggers.RETRAIN_DONE,
         name,
         reason=(
             f"retrained because {result.cause}: {name}:{decision.get('version', '?')} "

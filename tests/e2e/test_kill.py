@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e._consistency import CONTENT, INCOMING, assert_consistent
 from tests.e2e.conftest import CONVEYOR, cli_env, conveyor, steps_by_name
 
 pytestmark = pytest.mark.slow
@@ -163,13 +164,26 @@ def test_no_temp_file_is_counted_as_an_artifact(killed: dict[str, Any]) -> None:
     project = killed["project"]
     root = project / ".conveyor" / "artifacts"
     recorded = {d for (d,) in _db_rows(project, "SELECT digest FROM artifacts")}
-    stray = [
-        p for p in root.rglob("*") if p.is_file() and "sha256" not in p.relative_to(root).parts
-    ]
-    for path in stray:  # temporary names (incoming/, tmp/) are never artifact ids
+    # the store writes bytes to incoming/<digest>.<uuid>.part, then renames them into sha256/
+    incoming = root / INCOMING
+    assert incoming.is_dir(), f"the artifact store no longer writes through {incoming}"
+    assert {p.name for p in root.iterdir()} == {INCOMING, CONTENT}
+    for path in incoming.iterdir():  # what a crash mid-write leaves: never an artifact
+        assert path.name.endswith(".part"), path
         assert path.name not in recorded, path
+        digest = path.name.split(".", 1)[0]
+        final = root / CONTENT / digest[:2] / digest
+        if digest in recorded:  # recorded only once its bytes were whole under the final name
+            assert hashlib.sha256(final.read_bytes()).hexdigest() == digest
     referenced = {d for (d,) in _db_rows(project, "SELECT digest FROM step_artifacts")}
     assert referenced <= recorded
+
+
+def test_the_consistency_checker_finds_nothing_wrong(killed: dict[str, Any]) -> None:
+    state = assert_consistent(killed["project"])
+    assert state.incoming_seen
+    assert state.runs == {killed["run_id"]: "interrupted"}
+    assert state.artifact_rows >= 1
 
 
 def test_rerun_after_fixing_the_step_resumes_from_the_cache(killed: dict[str, Any]) -> None:

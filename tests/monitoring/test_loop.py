@@ -144,6 +144,9 @@ def test_triggers_need_persisting_drift_and_respect_the_cooldown() -> None:
     assert triggers.decide(store, "m", **decide) == []
     assert triggers.cooling_down(store, "m", minutes=10) is None
     store.append_event(triggers.RETRAIN, "m", reason="x")
+    # started but never finished (the process was killed): no cooldown, the next cycle retries
+    assert triggers.cooling_down(store, "m", minutes=10) is None
+    store.append_event(triggers.RETRAIN_DONE, "m", reason="x")
     left = triggers.cooling_down(store, "m", minutes=10)
     assert left is not None and 590 < left <= 600
 

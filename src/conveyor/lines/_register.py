@@ -86,10 +86,9 @@ def register(
         config_hash=run.config_hash,
         status=status,
         reason=reason,
+        alias=alias if status == "approved" else None,  # one transaction with the version
     )
     promoted = status == "approved"
-    if promoted:
-        ctx.metadata.set_alias(model_name, alias, record.version, reason=reason)
     ctx.log_metrics(
         {
             "decision.promoted": float(promoted),

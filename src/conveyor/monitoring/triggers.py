@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 Kind = Literal["schedule", "new_data", "drift"]
 CHECK, RETRAIN, CYCLE = "monitor.check", "retrain.start", "watch.cycle"
+RETRAIN_DONE = "retrain.done"
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,28 @@ def persisting_drift(metadata: SqlMetadataStore, model: str, *, checks: int) -> 
 
 
 def last_retrain(metadata: SqlMetadataStore, model: str) -> float | None:
-    """When the watcher last started the train line for ``model``."""
-    started = _events(metadata, model, RETRAIN)
-    return started[-1].at if started else None
+    """When the watcher last started a retrain of ``model`` that finished (a ``retrain.start``
+    followed by its ``retrain.done``). A retrain killed half-way does not count: the next
+    cycle retries it instead of cooling down."""
+    done = _events(metadata, model, RETRAIN_DONE)
+    if not done:
+        return None
+    started = [
+        e.at for e in metadata.list_events(entity=model, action=RETRAIN) if e.at <= done[-1].at
+    ]
+    return started[-1] if started else done[-1].at
 
 
 def last_cycle(metadata: SqlMetadataStore, model: str) -> EventRecord | None:
     """The previous watch cycle of ``model`` (holds the source checksum it saw)."""
     cycles = _events(metadata, model, CYCLE)
     return cycles[-1] if cycles else None
+
+
+def seen_checksum(metadata: SqlMetadataStore, model: str) -> str | None:
+    """The source checksum the previous watch cycle recorded as seen."""
+    previous = last_cycle(metadata, model)
+    return previous.details.get("source_checksum") if previous else None
 
 
 def decide(
@@ -100,7 +114,7 @@ def decide(
                     f"drift in {short_list(columns, quote=False)} for {persist} checks in a row",
                 )
             )
-    seen = previous.details.get("source_checksum") if previous else None
+    seen = seen_checksum(metadata, model)
     if on_new_data and source_checksum and seen and source_checksum != seen:
         found.append(Trigger("new_data", "new data at the source"))
     if schedule and schedule_due(schedule, last=previous.at if previous else None, now=now):

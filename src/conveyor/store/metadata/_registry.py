@@ -52,11 +52,19 @@ class RegistryMixin(SqlStoreBase):
         config_hash: str | None = None,
         status: str = "candidate",
         reason: str | None = None,
+        alias: str | None = None,
     ) -> ModelVersionRecord:
-        """Register the next version of ``name`` (unique under concurrency) with an audit event."""
+        """Register the next version of ``name`` (unique under concurrency) with an audit event.
+
+        Args:
+            alias: also point this alias at the new version, in the same transaction (a crash
+                never leaves a version registered for promotion that did not get its alias).
+        """
+        _check_name("model name", name)
+        if alias is not None:
+            _check_name("alias", alias)
         for _ in range(_REGISTER_RETRIES):
             try:
-                _check_name("model name", name)
                 with self._tx() as conn:
                     _lock_model_name(conn, name)
                     version = 1 + (
@@ -98,6 +106,8 @@ class RegistryMixin(SqlStoreBase):
                             reason=reason,
                             details={"run_id": run_id},
                         )
+                    if alias is not None:
+                        _move_alias(conn, name, alias, version, reason=reason, action="promote")
                 return _model_version(values)
             except MetadataStorageError as exc:
                 if not _is_unique_violation(exc.__cause__):
