@@ -213,6 +213,7 @@ class ServingConfig(_Section):
     max_records: int = Field(1000, ge=1, le=1_000_000)  # per JSON request
     max_body_mb: float = Field(8, gt=0, le=1024)  # JSON request bodies
     max_file_mb: float = Field(256, gt=0, le=64 * 1024)  # uploads to /v1/predict/file
+    max_file_rows: int = Field(200_000, ge=1, le=100_000_000)  # rows per upload
 
 
 class DriftColumnConfig(_Section):

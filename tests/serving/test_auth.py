@@ -73,14 +73,14 @@ def test_every_non_health_route_refuses_missing_wrong_and_revoked_keys(
             checked += 1
         for headers in ({"X-API-Key": api_key}, {"Authorization": f"Bearer {api_key}"}):
             assert httpx.request(method, url, headers=headers).status_code not in (401, 403)
-    assert checked == 6 * 6
+    assert checked == 7 * 6
     for secret in (api_key, wrong, revoked):
         assert secret not in caplog.text
         assert secret.split("_", 2)[2] not in caplog.text
     metrics = httpx.get(f"{live.url}/metrics", headers={"X-API-Key": api_key}).text
-    assert 'conveyor_auth_failures_total{reason="missing"} 6.0' in metrics
-    assert 'conveyor_auth_failures_total{reason="invalid"} 18.0' in metrics
-    assert 'conveyor_auth_failures_total{reason="revoked"} 12.0' in metrics
+    assert 'conveyor_auth_failures_total{reason="missing"} 7.0' in metrics
+    assert 'conveyor_auth_failures_total{reason="invalid"} 21.0' in metrics
+    assert 'conveyor_auth_failures_total{reason="revoked"} 14.0' in metrics
 
 
 def test_revoking_a_key_takes_effect_on_a_running_server(

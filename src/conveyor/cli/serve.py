@@ -77,6 +77,7 @@ def serve(
             max_records=cfg.max_records,
             max_body_bytes=int(cfg.max_body_mb * (1 << 20)),
             max_file_bytes=int(cfg.max_file_mb * (1 << 20)),
+            max_file_rows=cfg.max_file_rows,
             log_predictions=cfg.log_predictions and not no_log,
         )
         app = create_app(settings, proj)

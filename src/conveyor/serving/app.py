@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from conveyor._version import __version__
 from conveyor.serving import errors
@@ -27,7 +26,9 @@ from conveyor.serving.deps import ServingState, authenticate
 from conveyor.serving.metrics import ServerMetrics
 from conveyor.serving.model import ModelWatcher, load_version
 from conveyor.serving.predlog import PredictionLog
+from conveyor.serving.routes import docs as docs_page
 from conveyor.serving.routes import health, models, predict
+from conveyor.serving.supervisor import Supervised
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -54,6 +55,7 @@ class ServeSettings:
     max_records: int = 1000
     max_body_bytes: int = 8 << 20
     max_file_bytes: int = 256 << 20
+    max_file_rows: int = 200_000  # per upload to /v1/predict/file (more: `conveyor predict`)
     max_batch_rows: int = 1024
     poll_seconds: float = 1.0
     log_predictions: bool = True
@@ -102,16 +104,20 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
         metrics.swaps.inc()
         metrics.model_version.labels(new.record.name).set(new.record.version)
 
+    def on_refuse(name: str, version: int, why: str) -> None:
+        metrics.refused.inc()
+        _alert_refused(proj, name, version, why)
+
     watcher = ModelWatcher(
-        load,
-        metadata.get_alias,
-        settings.model,
-        interval=settings.poll_seconds,
-        on_poll=keys.refresh if keys is not None else None,
-        on_swap=on_swap,
+        load, metadata.get_alias, settings.model, on_swap=on_swap, on_refuse=on_refuse
     )
     metrics.model_version.labels(watcher.current.record.name).set(watcher.current.record.version)
-    state = ServingState(settings, watcher, metrics, keys)
+    tasks = [Supervised("model-watcher", watcher.poll, interval=settings.poll_seconds)]
+    if keys is not None:  # on its own thread: a failing swap must never freeze revocations
+        tasks.append(Supervised("key-refresh", keys.refresh, interval=settings.poll_seconds))
+    for task in tasks:
+        metrics.watch_task(task)
+    state = ServingState(settings, watcher, metrics, keys, tasks=tasks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -130,12 +136,14 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
             on_batch=lambda batch: predict.record_batch(state, batch),
         )
         state.batcher.start()
-        watcher.start()
+        for task in tasks:
+            task.start()
         log.info("serving %s (%s)", watcher.current.ref, settings.model)
         try:
             yield
         finally:
-            watcher.stop()
+            for task in tasks:
+                task.stop()
             await state.batcher.stop()
             if state.predlog is not None:
                 state.predlog.close()
@@ -150,6 +158,8 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # a redirect to the trailing-slash form would be built from the client's Host header
+        redirect_slashes=False,
     )
     app.state.conveyor = state
     errors.install(app)
@@ -172,7 +182,11 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
 
     @app.get("/docs", include_in_schema=False, dependencies=docs)
     def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+        return docs_page.page(title=app.title, openapi_url="/openapi.json")
+
+    @app.get(f"{docs_page.ASSETS_PATH}/{{name}}", include_in_schema=False, dependencies=docs)
+    def swagger_asset(name: str) -> FileResponse:
+        return docs_page.asset(name)
 
     app.add_middleware(_Metered, metrics=metrics)
     return app
@@ -194,6 +208,27 @@ def app_from_env() -> FastAPI:
     if not raw:
         raise RuntimeError(f"${SETTINGS_ENV} is not set; start the server with `conveyor serve`")
     return create_app(ServeSettings(**json.loads(raw)))
+
+
+def _alert_refused(project: Project, name: str, version: int, why: str) -> None:
+    """Tell the people on the project's alert channels that a version was not served."""
+    from conveyor.monitoring.alerts import Alert, channels_from_config, dispatch
+
+    config = project.config.monitoring
+    alert = Alert(
+        key=f"serving-refused:{name}:{version}",
+        kind="serving",
+        title=f"{name} version {version} was not served",
+        message=why,
+        model=name,
+        details={"version": version},
+    )
+    dispatch(
+        alert,
+        channels_from_config(config.alerts),
+        project.metadata,
+        cooldown_seconds=config.alert_cooldown_minutes * 60,
+    )
 
 
 def _openapi(app: FastAPI, state: ServingState) -> dict[str, Any]:

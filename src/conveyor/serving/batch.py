@@ -58,16 +58,58 @@ def score_chunks(
     """Validate and predict chunk by chunk; yields (model frame, output chunk, predictions).
 
     Raises:
-        DataValidationError: a chunk breaks the contract; rows are numbered from the file's
-            first data row.
+        DataValidationError: a chunk breaks the contract, or the model refuses one of its rows
+            (see :func:`predict_rows`); rows are numbered from the file's first data row. A
+            table without rows is refused too (as the server does).
     """
     schema = model.contract.schema()
     offset = 0
     for chunk in chunks:
+        if chunk.empty:  # a header-only csv reads as one empty chunk
+            continue
         frame = model.contract.conform(chunk, source=source, schema=schema, row_offset=offset)
-        predictions = model.predict(frame)
+        predictions = predict_rows(model, frame, source=source, row_offset=offset)
         yield frame, annotate(model, chunk, predictions), predictions
         offset += len(chunk)
+    if offset == 0:
+        raise DataValidationError(f"{source}: no rows to score (the file has column names only)")
+
+
+def predict_rows(
+    model: LoadedModel, frame: pd.DataFrame, *, source: str, row_offset: int = 0
+) -> Predictions:
+    """``model.predict(frame)``, with a refusal made a one-line error naming the row.
+
+    Rows that pass the contract can still be refused by the model's own checks (a value of
+    1e308 overflows a derived feature to infinity): the first refused row is found by halving.
+
+    Raises:
+        DataValidationError: ``source``, the row (1-based, from ``row_offset``) and the
+            model's reason.
+    """
+    try:
+        return model.predict(frame)
+    except ValueError as exc:
+        row = row_offset + _first_refused(model, frame) + 1
+        lines = str(exc).strip().splitlines()
+        reason = lines[0][:200] if lines else type(exc).__name__
+        raise DataValidationError(
+            f"{source}: row {row}: the model cannot score it: {reason}"
+        ) from exc
+
+
+def _first_refused(model: LoadedModel, frame: pd.DataFrame) -> int:
+    """The position of a row ``model`` refuses (the first, when refusals are per row)."""
+    lo, hi = 0, len(frame)  # a refused row lies in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            model.predict(frame.iloc[lo:mid])
+        except ValueError:
+            hi = mid
+        else:
+            lo = mid
+    return lo
 
 
 def in_background(items: Iterable[T], *, depth: int = 2) -> Iterator[T]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
+from anyio import CapacityLimiter
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from conveyor.serving.metrics import ServerMetrics
     from conveyor.serving.model import ModelWatcher
     from conveyor.serving.predlog import PredictionLog
+    from conveyor.serving.supervisor import Supervised
 
 log = logging.getLogger("conveyor.serving")
 
@@ -36,6 +38,10 @@ class ServingState:
     keys: KeyRing | None  # None when auth is off
     batcher: MicroBatcher | None = None  # started with the event loop
     predlog: PredictionLog | None = None
+    tasks: list[Supervised] = field(default_factory=list)  # background work
+    # Large JSON bodies are parsed in worker threads, two at a time: parsing holds the GIL, so
+    # more threads would add memory (a parsed body is ~10x its bytes), not throughput.
+    parsers: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(2))
 
 
 async def get_state(request: Request) -> ServingState:

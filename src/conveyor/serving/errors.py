@@ -2,6 +2,8 @@
 
 Every error body is ``{"error": {"code", "message", "request_id", "fields": [{"loc", "msg"}]}}``.
 Messages say what was wrong with the request; they never carry tracebacks, paths or store URLs.
+Names and values the client sent are quoted back escaped (control characters as ``\\x00``) and
+cut short (:func:`safe_text`), so an error cannot echo a NUL, a terminal escape or megabytes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from conveyor.errors import DataValidationError
+from conveyor.serving.contract import UNKNOWN_FIELD
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
@@ -23,8 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.serving")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_MAX_SHOWN = 50  # field errors listed per response
+MAX_SHOWN = 50  # field errors listed per response
 _MAX_INPUT = 60  # characters of an offending value quoted back
+_MAX_NAME = 80  # characters of a client-supplied name (field, column, file) quoted back
+_SCALARS = (str, int, float, bool, type(None))
 
 
 class ApiError(Exception):
@@ -64,25 +69,51 @@ def error_response(request: Request, error: ApiError) -> JSONResponse:
     body = {
         "error": {
             "code": error.code,
-            "message": error.message,
+            "message": safe_text(error.message, limit=None, keep="\n"),
             "request_id": rid,
-            "fields": error.fields[:_MAX_SHOWN],
+            "fields": error.fields[:MAX_SHOWN],
         }
     }
     headers = {REQUEST_ID_HEADER: rid, **error.headers}
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
+def safe_text(text: str, *, limit: int | None = _MAX_NAME, keep: str = "") -> str:
+    """``text`` fit to quote back to a client: control and other non-printable characters
+    escaped as ``repr`` does (``\\x00``, ``\\u202e``) except those in ``keep``, and cut to
+    ``limit`` characters (None: no cut) with an ellipsis."""
+    cut = limit is not None and len(text) > limit
+    if cut:
+        text = text[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+    return text + "..." if cut else text
+
+
 def invalid_input(exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> ApiError:
-    """A 422 naming each bad field (``records.3.continent``) and what was wrong with it."""
-    fields = [_field(err, prefix) for err in exc.errors(include_url=False, include_context=False)]
-    return _invalid(fields)
+    """A 422 naming each bad field (``records.3.continent``) and what was wrong with it.
+
+    Only the first :data:`MAX_SHOWN` of pydantic's errors are converted (their count is kept).
+    """
+    errors = exc.errors(include_url=False, include_context=False)
+    fields = [_field(err, prefix) for err in errors[:MAX_SHOWN]]
+    return invalid_fields(fields, total=len(errors))
 
 
-def _invalid(fields: list[dict[str, Any]]) -> ApiError:
+def invalid_fields(fields: list[dict[str, Any]], *, total: int | None = None) -> ApiError:
+    """A 422 from field errors (``{"loc", "msg"}``), of ``total`` found (default: all given).
+
+    Client-supplied names in ``loc`` are escaped and shortened here, once for every route.
+    """
+    fields = [{"loc": [_loc(part) for part in f["loc"]], "msg": f["msg"]} for f in fields]
+    total = len(fields) if total is None else total
     shown = "; ".join(f"{'.'.join(map(str, f['loc']))}: {f['msg']}" for f in fields[:3])
-    more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
+    more = f" (and {total - 3} more)" if total > 3 else ""
     return ApiError(422, "invalid_input", f"invalid input: {shown}{more}", fields=fields)
+
+
+def _loc(part: Any) -> str | int:
+    return part if isinstance(part, int) else safe_text(str(part))
 
 
 def _field(err: Any, prefix: tuple[str | int, ...]) -> dict[str, Any]:
@@ -91,12 +122,21 @@ def _field(err: Any, prefix: tuple[str | int, ...]) -> dict[str, Any]:
     if err.get("type") == "missing":
         msg = "field required"
     elif err.get("type") == "extra_forbidden":
-        msg = "unknown field (not an input of this model)"
+        msg = UNKNOWN_FIELD
     elif "input" in err and err.get("type") not in ("model_type", "list_type", "dict_type"):
-        shown = repr(err["input"])
-        if len(shown) <= _MAX_INPUT:
-            msg += f" (got {shown})"
+        msg += _quoted(err["input"])
     return {"loc": loc, "msg": msg}
+
+
+def _quoted(value: Any) -> str:
+    """`` (got 'Atlantis')`` for a short scalar; nothing for containers or long values (their
+    repr could be megabytes, or nested past the recursion limit)."""
+    if not isinstance(value, _SCALARS) or (isinstance(value, str) and len(value) > _MAX_INPUT):
+        return ""
+    if isinstance(value, int) and value.bit_length() > 200:  # repr would be long, or refused
+        return ""
+    shown = repr(value)
+    return f" (got {safe_text(shown, limit=None)})" if len(shown) <= _MAX_INPUT else ""
 
 
 def install(app: FastAPI) -> None:
@@ -108,8 +148,9 @@ def install(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        fields = [_field(e, ()) for e in exc.errors()]
-        return error_response(request, _invalid(fields))
+        errors = exc.errors()
+        fields = [_field(e, ()) for e in errors[:MAX_SHOWN]]
+        return error_response(request, invalid_fields(fields, total=len(errors)))
 
     async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
         return error_response(request, ApiError(422, "invalid_input", str(exc)))

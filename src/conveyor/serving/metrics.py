@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from conveyor.serving.batcher import Batch
+    from conveyor.serving.supervisor import Supervised
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _ROWS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096)
@@ -70,6 +71,30 @@ class ServerMetrics:
         )
         self.log_errors = Counter(
             "conveyor_prediction_log_errors", "Failed prediction log flushes.", registry=r
+        )
+        self.refused = Counter(
+            "conveyor_model_refused",
+            "Alias moves not followed: the new version could not be served.",
+            registry=r,
+        )
+        self.task_failures = Gauge(
+            "conveyor_background_failures",
+            "Failed runs of a background task (key refresh, alias following) since start.",
+            ["task"],
+            registry=r,
+        )
+        self.task_healthy = Gauge(
+            "conveyor_background_healthy",
+            "1 when the background task's last run succeeded and it is not stale, else 0.",
+            ["task"],
+            registry=r,
+        )
+
+    def watch_task(self, task: Supervised) -> None:
+        """Export ``task``'s health (read when /metrics is scraped)."""
+        self.task_failures.labels(task.name).set_function(lambda: task.status().failures)
+        self.task_healthy.labels(task.name).set_function(
+            lambda: float(task.status().ok and not task.status().stale)
         )
 
     def observe_batch(self, batch: Batch, *, classification: bool) -> None:

@@ -4,12 +4,11 @@ alias moves."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ArtifactStorageError, ConveyorError, MetadataStorageError
 from conveyor.registry import versions
 from conveyor.serving.contract import InputContract, UnknownPolicy
 
@@ -92,7 +91,8 @@ def load_version(
     Raises:
         ModelNotFoundError: no such model, version or alias.
         ArtifactCorruptedError: the stored bytes do not match the registered hash.
-        ConfigError: the version has no signature (registered outside the train line).
+        ConfigError: the version has no signature (registered outside the train line), or one
+            no input contract can be built from.
     """
     from conveyor.errors import ConfigError
 
@@ -102,21 +102,38 @@ def load_version(
             f"{record.name}:{record.version} has no input signature; only models registered "
             "by the train line (or with a signature) can be served"
         )
+    try:
+        contract = InputContract(record.signature, unknown=unknown, max_records=max_records)
+    except ConveyorError:
+        raise
+    except Exception as exc:  # a signature written by hand or by an older conveyor
+        raise ConfigError(
+            f"{record.name}:{record.version}: its input signature cannot be served: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     model = artifacts.get(record.digest, metadata.artifact_kind(record.digest))
-    contract = InputContract(record.signature, unknown=unknown, max_records=max_records)
     return LoadedModel(record, model, contract)
+
+
+# A version whose load fails with one of these is retried at the next tick (the store may be
+# briefly unreachable); any other failure is a property of the version and refuses it.
+TRANSIENT = (ArtifactStorageError, MetadataStorageError, OSError)
 
 
 class ModelWatcher:
     """Holds the current model and, for ``NAME@ALIAS``, follows the alias.
 
-    A background thread polls the alias every ``interval`` seconds; when it points elsewhere,
-    the new version is loaded and verified off the request path, then swapped in with one
-    reference assignment. Requests already holding the old model finish with it. A version
-    whose inputs differ from the running one is not swapped in (the OpenAPI schema and request
-    validation are built at start): the server keeps serving and logs why.
+    :meth:`poll` (run every second by a :class:`~conveyor.serving.supervisor.Supervised`
+    task) resolves the alias; when it points elsewhere, the new version is loaded and verified
+    off the request path, then swapped in with one reference assignment. Requests already
+    holding the old model finish with it.
 
-    ``on_poll`` runs on every tick (the server refreshes its API keys there).
+    A version that cannot be served is *refused*: the server keeps serving the old one, says
+    why in :attr:`last_error` (``/v1/model``, ``/ready``) and calls ``on_refuse`` once. That
+    covers a version whose inputs differ from the running one (the OpenAPI schema and request
+    validation are built at start), a corrupted artifact, a version without a signature, and
+    any exception while loading it. A storage error is not a refusal: it propagates, and the
+    next poll tries again.
     """
 
     def __init__(
@@ -125,69 +142,72 @@ class ModelWatcher:
         resolve_alias: Callable[[str, str], int],
         ref: str,
         *,
-        interval: float = 1.0,
-        on_poll: Callable[[], None] | None = None,
         on_swap: Callable[[LoadedModel, LoadedModel], None] | None = None,
+        on_refuse: Callable[[str, int, str], None] | None = None,
     ) -> None:
         self._load = load
         self._resolve_alias = resolve_alias
         self.ref = ref
-        self.interval = interval
-        self._on_poll = on_poll
         self._on_swap = on_swap
+        self._on_refuse = on_refuse
         self.current = load(ref)
         self.last_error: str | None = None
-        self._refused: int | None = None  # a version not swapped in (inputs differ)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._refused: int | None = None  # the version last refused (not retried)
         name, which = versions.parse_ref(ref)
         self._alias = (name, which) if isinstance(which, str) else None
 
-    def start(self) -> None:
-        """Start polling in a daemon thread."""
-        self._thread = threading.Thread(target=self._loop, name="conveyor-watcher", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop polling and wait for the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.poll()
-
     def poll(self) -> None:
-        """One tick: refresh (keys), then swap the model if its alias moved."""
-        try:
-            if self._on_poll is not None:
-                self._on_poll()
-            if self._alias is not None:
-                self._follow(*self._alias)
-        except ConveyorError as exc:  # the store may be briefly unreachable: keep serving
-            self.last_error = str(exc)
-            log.warning("watcher: %s (still serving %s)", exc, self.current.ref)
+        """Swap the model if its alias moved.
 
-    def _follow(self, name: str, alias: str) -> None:
+        Raises:
+            MetadataStorageError, ArtifactStorageError, OSError: the stores cannot be reached
+                (nothing changed; the caller retries).
+        """
+        if self._alias is None:
+            return
+        name, alias = self._alias
         version = self._resolve_alias(name, alias)
         if version in (self.current.record.version, self._refused):
+            if version == self.current.record.version:
+                self.last_error = None  # moved back: nothing is refused any more
+                self._refused = None
             return
-        fresh = self._load(f"{name}:{version}")
+        ref = f"{name}:{version}"
+        try:
+            fresh = self._load(ref)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            self._refuse(name, alias, version, f"{ref} cannot be served: {_reason(exc)}")
+            return
         old = self.current
         if not fresh.contract.same_inputs(old.contract):
-            self.last_error = (
-                f"{name}@{alias} moved to {fresh.ref}, whose inputs differ from {old.ref}; "
-                "restart the server to serve it"
+            self._refuse(
+                name,
+                alias,
+                version,
+                f"{fresh.ref}'s inputs differ from {old.ref}; restart the server to serve it",
             )
-            log.error("watcher: %s", self.last_error)
-            self._refused = version
             return
         self.current = fresh
         self.last_error = None
+        self._refused = None
         log.info("swapped %s -> %s (%s@%s)", old.ref, fresh.ref, name, alias)
         if self._on_swap is not None:
             self._on_swap(old, fresh)
+
+    def _refuse(self, name: str, alias: str, version: int, why: str) -> None:
+        self.last_error = f"{name}@{alias} moved to version {version}, not served: {why}"
+        self._refused = version
+        log.error("%s (still serving %s)", self.last_error, self.current.ref)
+        if self._on_refuse is not None:
+            self._on_refuse(name, version, self.last_error)
+
+
+def _reason(exc: Exception) -> str:
+    """One line for a load failure: conveyor's own message, else the exception's type too."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: {text}"
 
 
 def _plain(value: Any) -> Any:

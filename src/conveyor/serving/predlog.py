@@ -88,7 +88,12 @@ class PredictionLog:
         while not self._stop.is_set():
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the writer must outlive any one bad batch
+                log.exception("prediction log: flush failed; the writer keeps running")
+                if self._on_error is not None:
+                    self._on_error()
 
     def flush(self) -> int:
         """Write buffered rows now, one partition per model version; returns rows written."""

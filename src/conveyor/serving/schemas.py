@@ -56,12 +56,23 @@ class Health(BaseModel):
     status: str
 
 
-class Ready(BaseModel):
-    """Readiness: the model is loaded and its artifact hash verified."""
+class TaskHealth(BaseModel):
+    """A background task of the server."""
 
-    status: str
+    ok: bool = Field(description="Its last run succeeded.")
+    stale: bool = Field(description="No successful run for ten polls (makes /ready 503).")
+    failures: int
+    error: str | None = Field(None, description="The last run's error, if it failed.")
+
+
+class Ready(BaseModel):
+    """Readiness: the model is loaded and its artifact hash verified; background tasks run."""
+
+    status: str = Field(description="ready, or failing (503) when a background task is stale.")
     model: str
     version: int
+    swap_error: str | None = Field(None, description="Why the alias's version is not served.")
+    tasks: dict[str, TaskHealth] = Field(default_factory=dict)
 
 
 class ModelInfo(BaseModel):

@@ -15,7 +15,7 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 
 INPUT_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {**_ERROR, "description": "The body is not valid JSON (or not a readable file)."},
-    413: {**_ERROR, "description": "The body is larger than the server accepts."},
+    413: {**_ERROR, "description": "The body (or a file's rows) is more than the server takes."},
     415: {**_ERROR, "description": "Unsupported content type."},
     422: {**_ERROR, "description": "Invalid input: each bad field is listed."},
 }
