@@ -458,3 +458,22 @@ def test_error_messages_escape_control_characters_in_names(client: httpx.Client)
     assert len(error["fields"][1]["loc"][2]) < 100
     assert "\x00" not in response.text and "\\u0000" not in response.text
     assert "\x1b" not in error["message"]
+
+
+def test_any_column_name_can_be_served_including_mongodb_id() -> None:
+    """Hardening finding 1's trigger: a column named ``_id`` (normal in MongoDB exports) made
+    the contract unbuildable (pydantic refuses leading underscores), which killed the hot-swap
+    thread. Names that shadow pydantic's own attributes must work too."""
+    from conveyor.serving.contract import InputContract
+
+    names = ["_id", "json", "model_config", "f0", "class"]
+    signature = {
+        "columns": {n: {"dtype": "float", "trained_dtype": "float64"} for n in names},
+        "task": "classification",
+    }
+    contract = InputContract(signature, unknown="reject", max_records=10)
+    schema = contract.request_model.model_json_schema()
+    assert list(schema["$defs"]["PredictRecord"]["properties"]) == names
+    record = {n: float(i) for i, n in enumerate(names)}
+    records = contract.request_model.model_validate({"records": [record]}).records  # type: ignore[attr-defined]
+    assert contract.columns_of(records) == {n: [float(i)] for i, n in enumerate(names)}

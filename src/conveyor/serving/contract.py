@@ -123,16 +123,20 @@ class InputContract:
     # -- JSON requests ------------------------------------------------------------------------
 
     def _request_model(self) -> type[BaseModel]:
+        # Python names f0, f1, ... with the column as the alias: any column name works
+        # (``_id`` from a MongoDB export, ``json``, ``model_config``), since pydantic refuses
+        # leading underscores and names that shadow its own attributes.
         fields: dict[str, Any] = {
-            rule.name: (
+            _attr(i): (
                 _python_type(rule, self.unknown),
                 Field(
                     ... if rule.required else None,
+                    alias=rule.name,
                     description=rule.describe(),
                     **_bounds(rule),
                 ),
             )
-            for rule in self.rules
+            for i, rule in enumerate(self.rules)
         }
         record = create_model(
             "PredictRecord",
@@ -206,7 +210,8 @@ class InputContract:
 
     def columns_of(self, records: list[Any]) -> dict[str, list[Any]]:
         """Validated records (instances of the record model) as column lists."""
-        return {c: [getattr(r, c) for r in records] for c in self.columns}
+        attrs = {rule.name: _attr(i) for i, rule in enumerate(self.rules)}
+        return {c: [getattr(r, attrs[c]) for r in records] for c in self.columns}
 
     def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
         """Column lists of valid values -> the frame the model was trained on (its dtypes)."""
@@ -320,6 +325,11 @@ def _non_numeric_kind(col: pd.Series) -> str | None:
             "timedelta": "time span",
         }.get(inferred)
     return None
+
+
+def _attr(index: int) -> str:
+    """The record model's Python name of input ``index`` (the column name is its alias)."""
+    return f"f{index}"
 
 
 def _rule(name: str, spec: dict[str, Any], *, required: bool) -> ColumnRule:
