@@ -11,6 +11,7 @@ import pytest
 
 from conveyor.store.metadata import RunStatus, open_metadata_store
 from conveyor.store.metadata.records import ArtifactRef
+from tests._processes import die_with_parent
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,6 +64,7 @@ def _register_concurrently(url: str, tmp_path: Path) -> list[int]:
                         stdout=subprocess.PIPE,
                         stderr=stderr,
                         text=True,
+                        preexec_fn=die_with_parent,
                     )
                 )
         for proc, err in zip(procs, errors, strict=True):

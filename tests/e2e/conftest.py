@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests._processes import die_with_parent
+
 CONVEYOR = Path(sys.executable).parent / "conveyor"
 SMALL_ROWS = 2000
 
@@ -53,6 +55,7 @@ def conveyor(
         text=True,
         timeout=timeout,
         check=False,
+        preexec_fn=die_with_parent,
     )
     if check and proc.returncode != 0:
         pytest.fail(
@@ -60,6 +63,14 @@ def conveyor(
             f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc
+
+
+def spawn_conveyor(*args: str | Path, **popen: Any) -> subprocess.Popen[Any]:
+    """Start ``conveyor ARGS`` in the background (``popen``: Popen's keyword arguments), in the
+    predictable environment, killed by the kernel if the test process dies first."""
+    return subprocess.Popen(
+        [str(CONVEYOR), *map(str, args)], env=cli_env(), preexec_fn=die_with_parent, **popen
+    )
 
 
 def conveyor_json(*args: str | Path, cwd: Path | None = None, check: bool = True) -> Any:

@@ -47,7 +47,7 @@ import yaml
 
 from tests.conftest import POSTGRES_URL, require_service
 from tests.e2e._consistency import StoreState, inspect_stores, run_monitor
-from tests.e2e.conftest import CONVEYOR, cli_env
+from tests.e2e.conftest import CONVEYOR, cli_env, spawn_conveyor
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the walks run in the first setup
 
@@ -273,7 +273,8 @@ class Chain:
         stem = self.logs / f"{self.spawned:02d}-{args[0]}"
         with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
             self.stderr = Path(f"{stem}.err")
-            return subprocess.Popen([str(CONVEYOR), *args], env=cli_env(), stdout=out, stderr=err)
+            proc: subprocess.Popen[bytes] = spawn_conveyor(*args, stdout=out, stderr=err)
+            return proc
 
     def says(self, text: str) -> Any:
         """A cheap marker: the last spawned command has written ``text`` to stderr."""

@@ -14,7 +14,7 @@ import pytest
 
 from conveyor.examples.visa.generate import generate
 from conveyor.project import Project
-from tests.e2e.conftest import CONVEYOR, cli_env, conveyor
+from tests.e2e.conftest import conveyor, spawn_conveyor
 from tests.serving.conftest import MODEL, free_port, visa_records
 
 pytestmark = pytest.mark.slow
@@ -48,9 +48,12 @@ def test_keys_create_list_revoke(served: Path) -> None:
 def test_serve_answers_over_http_and_flushes_its_log_on_sigterm(served: Path) -> None:
     key = json.loads(conveyor("keys", "create", "--name", "e2e", "--json", "-p", served).stdout)
     port = free_port()
-    proc = subprocess.Popen(
-        [str(CONVEYOR), "serve", "-p", str(served), "--port", str(port)],
-        env=cli_env(),
+    proc = spawn_conveyor(
+        "serve",
+        "-p",
+        served,
+        "--port",
+        str(port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from conveyor._lifeline import exit_with_parent
 from conveyor._version import __version__
 from conveyor.serving import errors
 from conveyor.serving.auth import KeyRing
@@ -207,6 +208,9 @@ def app_from_env() -> FastAPI:
     raw = os.environ.get(SETTINGS_ENV)
     if not raw:
         raise RuntimeError(f"${SETTINGS_ENV} is not set; start the server with `conveyor serve`")
+    # A SIGKILLed `conveyor serve --workers N` must not leave its workers serving on alone:
+    # they stop like on SIGTERM (requests finished, prediction log flushed), at most 3 s later.
+    exit_with_parent(grace=3.0)
     return create_app(ServeSettings(**json.loads(raw)))
 
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conveyor._lifeline import exit_with_parent
 from conveyor.config import CandidateConfig, FeaturesConfig
 from conveyor.errors import ConfigError, ConveyorError
 
@@ -523,6 +524,7 @@ _PROCESS_JOB: list[_Job] = []  # set once per pool process by _init_process
 
 def _init_process(job: _Job, threads: int) -> None:
     """Receive the shared job once, and keep OpenMP/BLAS from oversubscribing the CPUs."""
+    exit_with_parent()  # a SIGKILLed `conveyor run` must not leave its trial workers behind
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, insert, select, update
 
+from conveyor._lifeline import process_running
 from conveyor.errors import (
     NotFoundError,
 )
@@ -132,7 +133,7 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
                     and_(t.runs.c.status == RunStatus.RUNNING, t.runs.c.host == host)
                 )
             ).all()
-            dead = [run_id for run_id, pid in rows if not _pid_alive(pid)]
+            dead = [run_id for run_id, pid in rows if not process_running(pid)]
             if not dead:
                 return []
             now = time.time()
@@ -460,16 +461,6 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _insert_edges(
