@@ -12,6 +12,8 @@ import pytest
 
 from conveyor.examples.visa.generate import write_csv
 from conveyor.project import Project
+from conveyor.registry import governance
+from conveyor.store.metadata import ArtifactRef
 from tests.e2e.conftest import conveyor, make_visa_project
 
 if TYPE_CHECKING:
@@ -57,6 +59,32 @@ def test_promote_then_rollback_restores_the_previous_version(trained_twice: Path
     again = conveyor("models", "rollback", NAME, "--reason", "x", "-p", trained_twice, check=False)
     assert again.returncode == 1
     assert "no earlier version" in again.stderr
+
+
+def test_rollback_cli_goes_back_one_promotion_or_to_the_version_given(tmp_path: Path) -> None:
+    """Four promotions (registered directly: no training needed to move aliases); the CLI goes
+    back one step, then ``--to`` jumps past the version a plain rollback would pick."""
+    project = tmp_path / "registry"
+    project.mkdir()
+    (project / "conveyor.yaml").write_text(
+        "project: registry\nregistry: {model: fraud, promote: {alias: live}}\n", encoding="utf-8"
+    )
+    with Project.load(project) as proj:
+        for version in (1, 2, 3, 4):
+            digest = f"{version:064x}"
+            proj.metadata.record_artifacts([ArtifactRef(f"m{version}", digest, "pickle", 1)])
+            proj.metadata.register_model_version("fraud", digest=digest, run_id=None)
+            governance.promote(proj.metadata, "fraud", version, alias="live", reason="ship")
+
+    back = conveyor("models", "rollback", "fraud", "-r", "slow", "-p", project)
+    assert "fraud@live: v4 -> v3" in back.stdout
+    jump = conveyor("models", "rollback", "fraud", "--to", "1", "-r", "bad week", "-p", project)
+    assert "fraud@live: v3 -> v1" in jump.stdout  # a plain rollback would give v2
+    with Project.load(project) as proj:
+        assert proj.metadata.get_alias("fraud", "live") == 1
+        last = proj.metadata.alias_history("fraud", "live")[-1]
+        assert (last["action"], last["previous_version"], last["version"]) == ("rollback", 3, 1)
+        assert last["reason"] == "bad week"
 
 
 def test_lineage_both_ways(trained_twice: Path) -> None:

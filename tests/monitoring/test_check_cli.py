@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from conveyor.cli.main import app
 from conveyor.examples.visa.generate import generate
 from conveyor.monitoring.monitor import check
 from conveyor.project import Project
-from tests.e2e.conftest import CONVEYOR, cli_env, conveyor
+from tests.e2e.conftest import CONVEYOR, RUNNER_ENV, cli_env, conveyor
+from tests.monitoring.test_drift_config_reaches_detector import CURRENT, monitored_project
 
 pytestmark = pytest.mark.slow
 MODEL = "visa-approval"
@@ -91,6 +94,27 @@ def test_monitor_cli_prints_the_table_and_writes_the_report(project: Path, tmp_p
     )
     assert set(data["drift"]["drifted_columns"]) == {"continent", "prevailing_wage"}
     assert data["drift"]["prediction_drift"] is True
+
+
+def test_fail_on_drift_exits_1_on_dataset_drift_and_0_without(tmp_path: Path) -> None:
+    """For CI: ``--fail-on-drift`` turns dataset drift (wage drifted: 1 of 2 columns reaches
+    share 0.5) into exit code 1; a batch like the reference exits 0. The projects are made by
+    hand: the check reads a logged batch (without the flag, drift exits 0: see
+    test_drift_config_reaches_detector)."""
+    drifted = monitored_project(tmp_path / "drifted", CURRENT["large"])
+    calm = monitored_project(tmp_path / "calm", CURRENT["calm"])
+
+    failed = conveyor("monitor", "--fail-on-drift", "--no-alerts", "-p", drifted, check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert "drift in wage (1/2 columns, dataset drift)" in failed.stdout
+    assert "report: " in failed.stdout  # the report is written before the exit
+
+    # in-process: the same command, without a second interpreter start-up
+    passed = CliRunner(env=RUNNER_ENV).invoke(
+        app, ["monitor", "--fail-on-drift", "--no-alerts", "-p", str(calm)]
+    )
+    assert passed.exit_code == 0, passed.output
+    assert "no drift" in passed.stdout
 
 
 def test_watch_stops_cleanly_on_sigterm(project: Path) -> None:
