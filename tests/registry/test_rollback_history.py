@@ -125,3 +125,28 @@ def test_rollback_never_lands_on_a_version_rejected_or_archived_since(
     with pytest.raises(RegistryError, match="rejected"):
         _rollback(store)
     assert store.get_alias(NAME, ALIAS) == 2
+
+
+def test_rollback_to_a_candidate_is_no_way_around_the_approval_step(
+    store: SqlMetadataStore,
+) -> None:
+    v1, v2, v3 = _register(store, 3)
+    for version in (v1, v2):
+        governance.approve(store, NAME, version, reason="reviewed", alias=ALIAS)
+    with pytest.raises(RegistryError, match="needs approval first"):
+        governance.rollback(
+            store, NAME, alias=ALIAS, reason="regression", to=v3, require_approval=True
+        )
+    assert store.get_alias(NAME, ALIAS) == v2
+    assert store.get_model_version(NAME, v3).status == "candidate"
+
+
+def test_rollback_to_a_candidate_without_an_approval_step_approves_it(
+    store: SqlMetadataStore,
+) -> None:
+    """As a promotion by hand does: the person moving the alias onto it is its approver."""
+    v1, v2, v3 = _register(store, 3)
+    _promote_each(store, [v1, v2])
+    assert _rollback(store, to=v3) == (v2, v3)
+    record = store.get_model_version(NAME, v3)
+    assert (record.status, record.reason) == ("approved", "regression")

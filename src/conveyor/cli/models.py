@@ -157,9 +157,16 @@ def rollback(
     from conveyor.registry import governance
 
     with conveyor_errors(), Project.load(project) as proj:
+        default_alias, require_approval = _policy(proj)
+        metadata = proj.metadata  # opened (and migrated) before the clock starts
         started = time.perf_counter()
         move = governance.rollback(
-            proj.metadata, name, alias=_alias(alias, proj), reason=reason, to=to
+            metadata,
+            name,
+            alias=default_alias if alias is None else alias,
+            reason=reason,
+            to=to,
+            require_approval=require_approval,
         )
         took = time.perf_counter() - started
     console().print(

@@ -68,6 +68,16 @@ def promote(
     Raises:
         RegistryError: rejected or archived version, or approval required and missing.
     """
+    _may_hold_alias(metadata, name, version, reason=reason, require_approval=require_approval)
+    previous = metadata.set_alias(name, alias, version, reason=reason)
+    return AliasMove(name, alias, previous, version)
+
+
+def _may_hold_alias(
+    metadata: SqlMetadataStore, name: str, version: int, *, reason: str, require_approval: bool
+) -> None:
+    """Refuse a version that may not hold an alias; approve a candidate when no approval step
+    is required (the person moving the alias onto it is its approver)."""
     record = metadata.get_model_version(name, version)
     if record.status in ("rejected", "archived"):
         raise RegistryError(
@@ -81,14 +91,24 @@ def promote(
                 f'{version} --reason "..."'
             )
         metadata.set_model_status(name, version, "approved", reason=reason, action="approve")
-    previous = metadata.set_alias(name, alias, version, reason=reason)
-    return AliasMove(name, alias, previous, version)
 
 
 def rollback(
-    metadata: SqlMetadataStore, name: str, *, alias: str, reason: str, to: int | None = None
+    metadata: SqlMetadataStore,
+    name: str,
+    *,
+    alias: str,
+    reason: str,
+    to: int | None = None,
+    require_approval: bool = False,
 ) -> AliasMove:
-    """Move ``name@alias`` back to the version before the current one (or ``to``)."""
+    """Move ``name@alias`` back to the version before the current one (or ``to``).
+
+    ``to`` obeys the rules of a promotion: never a rejected or archived version, and under
+    ``require_approval`` never a candidate (a rollback is no way around the approval step).
+    """
+    if to is not None:
+        _may_hold_alias(metadata, name, to, reason=reason, require_approval=require_approval)
     previous, current = metadata.rollback_alias(name, alias, to=to, reason=reason)
     return AliasMove(name, alias, previous, current)
 
