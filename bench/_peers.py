@@ -1,8 +1,11 @@
-"""The benchmark-only environment of peer tools (MLflow), kept out of conveyor's dependencies.
+"""The benchmark-only environments of peer tools, kept out of conveyor's dependencies.
 
-``bench/.venv-peers`` is created with ``python -m venv`` (the Python running the benchmark, so
-both sides use the same interpreter version) and the pinned peers are pip-installed into it on
-first use. Later runs reuse it. Delete the folder to rebuild it. It is in .gitignore.
+``bench/.venv-peers`` (MLflow) is created with ``python -m venv`` (the Python running the
+benchmark, so both sides use the same interpreter version) and the peers are pip-installed into
+it on first use. Every peer is pinned to an exact version (``name==version``). Each run checks
+the versions installed in the venv: when one differs from its pin (an older venv, or a manual
+``pip install``), pip installs the pinned version over it. Delete the folder to rebuild it from
+scratch. It is in .gitignore. bench/drift.py keeps Evidently in a venv of its own the same way.
 
 Run it on its own to create or check the environment::
 
@@ -11,19 +14,78 @@ Run it on its own to create or check the environment::
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 PEERS_DIR = Path(__file__).resolve().parent / ".venv-peers"
-PEERS = ("mlflow>=3,<4", "lightgbm")  # lightgbm: bench/serve.py loads the visa model (LGBM)
-# Written after a successful install; holds the requirements it was made with.
-_MARKER = PEERS_DIR / "conveyor-bench-peers.txt"
+# The benchmarks talk to loopback only: no peer may phone home. Set for this process, so every
+# peer subprocess a benchmark starts inherits it (MLflow's and Evidently's usage reports).
+NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+os.environ.update(NO_TELEMETRY)
+# Exact pins. lightgbm: bench/serve.py loads the visa model (LGBM) in MLflow's server; it is the
+# version in conveyor's own venv. sqlalchemy: the layer both tools' SQLite writes go through in
+# bench/tracking.py, pinned to conveyor's version so that layer is the same on both sides.
+PEERS = ("mlflow==3.17.2", "lightgbm==4.7.0", "sqlalchemy==2.1.9")
 _INSTALL_TIMEOUT_S = 1800
+
+# Prints {distribution: version or null} for the names given as JSON in argv[1].
+_VERSIONS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from importlib import metadata
+
+    out = {}
+    for name in json.loads(sys.argv[1]):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    print(json.dumps(out))
+    """
+)
 
 
 class PeerEnvError(RuntimeError):
     """The peer environment could not be created or installed."""
+
+
+def pins(requirements: tuple[str, ...]) -> dict[str, str]:
+    """``{name: version}`` of ``name==version`` requirements.
+
+    Raises:
+        ValueError: a requirement is not pinned to one exact version.
+    """
+    out = {}
+    for req in requirements:
+        name, sep, version = req.partition("==")
+        if (
+            not sep
+            or not name.strip()
+            or not version.strip()
+            or any(c in version for c in ",;<>=!~*")
+        ):
+            raise ValueError(f"peer requirement {req!r} is not an exact pin (name==version)")
+        out[name.strip()] = version.strip()
+    return out
+
+
+def installed_versions(python: Path, names: tuple[str, ...] | list[str]) -> dict[str, str | None]:
+    """The versions of the distributions ``names`` installed for ``python`` (None: missing)."""
+    done = subprocess.run(
+        [str(python), "-c", _VERSIONS_SCRIPT, json.dumps(list(names))],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        return dict.fromkeys(names)
+    found: dict[str, str | None] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
 
 
 def peer_python(*, log: bool = True) -> Path:
@@ -32,35 +94,51 @@ def peer_python(*, log: bool = True) -> Path:
     Raises:
         PeerEnvError: venv creation or pip install failed (the message says what to try).
     """
-    return bench_venv(PEERS_DIR, PEERS, marker=_MARKER, label="peers", log=log)
+    return bench_venv(PEERS_DIR, PEERS, label="peers", log=log)
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def bench_venv(
     directory: Path,
     requirements: tuple[str, ...],
     *,
-    marker: Path,
     label: str,
     log: bool = True,
 ) -> Path:
     """The python of a benchmark-only venv at ``directory``, created with the Python running
-    the benchmark and pip-installed with ``requirements`` on first use (``marker`` records
-    what it was made with; a change of requirements reinstalls). Progress goes to stderr, so
-    the benchmark's table on stdout stays clean.
+    the benchmark, with every ``name==version`` of ``requirements`` installed. A venv that has
+    another version of any of them (or lacks one) gets ``pip install`` of the pins, which
+    upgrades or downgrades what differs. Progress goes to stderr, so the benchmark's table on
+    stdout stays clean.
 
     Raises:
-        PeerEnvError: venv creation or pip install failed (the message says what to try).
+        PeerEnvError: venv creation or pip install failed, or the versions still differ after
+            the install (the message says what to try).
     """
-    wanted = "\n".join(requirements) + "\n"
+    wanted = pins(requirements)
     python = directory / "bin" / "python"
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
 
     def say(msg: str) -> None:
         if log:
             print(f"[{label}] {msg}", file=sys.stderr, flush=True)
 
-    if not python.exists():
+    def differences() -> list[str]:
+        have = installed_versions(python, list(wanted))
+        return [
+            f"{name} {have.get(name) or 'missing'} (pinned {version})"
+            for name, version in wanted.items()
+            if have.get(name) is None or _normal(str(have.get(name))) != _normal(version)
+        ]
+
+    if python.exists():
+        differ = differences()
+        if not differ:
+            return python
+        say(f"{directory}: {', '.join(differ)}; installing the pins")
+    else:
         say(f"creating {directory} ({sys.executable} -m venv)")
         done = subprocess.run(
             [sys.executable, "-m", "venv", str(directory)],
@@ -74,7 +152,7 @@ def bench_venv(
                 " (on Debian/Ubuntu: apt-get install python3-venv)"
             )
     reqs = " ".join(requirements)
-    say(f"installing {reqs} into {directory} (first use; a minute or two)")
+    say(f"installing {reqs} into {directory} (a minute or two)")
     cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar"]
     cmd += ["off", *requirements]
     try:
@@ -90,9 +168,21 @@ def bench_venv(
             "output is above). Check that PyPI is reachable, then delete that folder and run "
             "again."
         )
-    marker.write_text(wanted)
+    differ = differences()
+    if differ:
+        raise PeerEnvError(
+            f"{directory} still has {', '.join(differ)} after pip install; delete that folder "
+            "and run again"
+        )
     say(f"{label} environment ready")
     return python
+
+
+def describe(python: Path, requirements: tuple[str, ...], also: tuple[str, ...] = ()) -> str:
+    """``mlflow 3.18.0, sqlalchemy 2.1.9`` for the pinned peers (and ``also``) as installed."""
+    names = [*pins(requirements), *also]
+    have = installed_versions(python, names)
+    return ", ".join(f"{name} {have.get(name) or 'missing'}" for name in names)
 
 
 def main() -> int:
@@ -101,14 +191,8 @@ def main() -> int:
     except PeerEnvError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    done = subprocess.run(
-        [str(python), "-c", "import mlflow; print('mlflow', mlflow.__version__)"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    print(f"{python}: {(done.stdout or done.stderr).strip()}")
-    return done.returncode
+    print(f"{python}: {describe(python, PEERS)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,13 +4,19 @@ Run from the repository root::
 
     .venv/bin/python bench/drift.py [--sizes 25000,250000,1000000] [--repeat 3]
 
-Evidently is not a conveyor dependency. It is installed on first use into
-``bench/.venv-evidently`` (a venv of its own: Evidently 0.7 needs pandas < 3, conveyor's venv
-has pandas 3) and measured in subprocesses of that venv's python. The reference (the 25,480-row
-visa table) and the drifted current sets are written once to Parquet, so both tools read the
-same data. Every (tool, size) measurement is a fresh subprocess that reads the Parquet files
-(not timed), warms the tool up on a small slice, then times the drift computation on the
-in-memory frames and records its peak RSS above the RSS at its start.
+Evidently is not a conveyor dependency. It is pinned (exact versions, below), installed on first
+use into ``bench/.venv-evidently`` (a venv of its own: Evidently 0.7 needs pandas < 3, conveyor's
+venv has pandas 3) and measured in subprocesses of that venv's python. The reference (the
+25,480-row visa table) and the drifted current sets are written once to Parquet, so both tools
+read the same data. Every (variant, size) measurement is a fresh subprocess that reads the
+Parquet files (not timed), warms the tool up on a small slice, then times the drift computation
+on the in-memory frames and records its peak RSS above the RSS at its start.
+
+The goals compare like with like: conveyor building its reference profile and then detecting
+(``build_profile`` + ``detect``, both timed) against Evidently's ``Report.run`` on the same
+reference and current frames, with pyarrow-backed strings on both sides (conveyor's pandas 3
+default; ``string[pyarrow]`` for Evidently). conveyor's detect against an already stored profile
+and Evidently on ``object`` strings are shown as context, without a goal.
 
 Prints one table (measure | value | goal | ok?). It is a report, not a test: the exit code is
 always 0 and a missed goal shows as FAIL in the ok? column. See bench/README.md.
@@ -30,14 +36,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _peers import PeerEnvError, bench_venv
+from _peers import PeerEnvError, bench_venv, describe
 from _report import Row, fmt, print_table, section
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-SPEED_GOAL = 20.0  # Evidently time / conveyor time at the largest size
-MEMORY_GOAL = 1 / 3  # conveyor's added RSS / Evidently's at the largest size
+SPEED_GOAL = 20.0  # Evidently time / conveyor build + detect time, at the largest size
+MEMORY_GOAL = 1 / 3  # conveyor's added RSS (build + detect) / Evidently's, at the largest size
 REFERENCE_SEED = 1
 CONTROL_SEED = 99
 SHIFTED = ("continent", "prevailing_wage")  # what generate(drift=True) changes
@@ -46,9 +52,33 @@ WARMUP_ROWS = 2000  # above DriftSettings.small_sample, so the warm-up takes the
 CHILD_TIMEOUT_S = 900
 
 EVIDENTLY_DIR = Path(__file__).resolve().parent / ".venv-evidently"
-EVIDENTLY_REQUIREMENTS = ("evidently>=0.7,<0.8", "pandas<3", "pyarrow")
-# Written after a successful install; holds the requirements it was made with.
-_MARKER = EVIDENTLY_DIR / "conveyor-bench-evidently.txt"
+# Exact pins (bench/_peers.py reinstalls when the venv has other versions). numpy, scipy and
+# pyarrow are the versions in conveyor's venv, so the numeric and string layers are the same on
+# both sides; pandas is the last 2.x, because Evidently 0.7 does not import with pandas 3.
+EVIDENTLY_REQUIREMENTS = (
+    "evidently==0.7.23",
+    "pandas==2.3.3",
+    "pyarrow==26.0.1",
+    "numpy==2.4.6",
+    "scipy==1.17.1",
+)
+# The variants measured: (key, label). Goals compare CONVEYOR_E2E with EVIDENTLY_ARROW.
+CONVEYOR_E2E = "conveyor-build"  # build_profile(reference) + detect(profile, current), timed
+CONVEYOR_STORED = "conveyor"  # detect(stored profile, current): the profile built beforehand
+EVIDENTLY_ARROW = "evidently-arrow"  # string columns as pandas string[pyarrow]
+EVIDENTLY_OBJECT = "evidently"  # string columns as object (what pandas 2 reads by default)
+LABELS = {
+    CONVEYOR_E2E: "conveyor build_profile(reference) + detect(profile, current)",
+    CONVEYOR_STORED: "conveyor detect(stored profile, current) only",
+    EVIDENTLY_ARROW: "Evidently Report([DataDriftPreset()]).run, string[pyarrow]",
+    EVIDENTLY_OBJECT: "Evidently Report([DataDriftPreset()]).run, object strings",
+}
+SHORT = {
+    CONVEYOR_E2E: "conveyor build + detect",
+    CONVEYOR_STORED: "conveyor detect only",
+    EVIDENTLY_ARROW: "Evidently string[pyarrow]",
+    EVIDENTLY_OBJECT: "Evidently object",
+}
 
 
 # -- the Evidently venv ------------------------------------------------------------------------
@@ -61,9 +91,7 @@ def evidently_python(*, log: bool = True) -> Path:
     Raises:
         PeerEnvError: venv creation or pip install failed (the message says what to try).
     """
-    return bench_venv(
-        EVIDENTLY_DIR, EVIDENTLY_REQUIREMENTS, marker=_MARKER, label="evidently", log=log
-    )
+    return bench_venv(EVIDENTLY_DIR, EVIDENTLY_REQUIREMENTS, label="evidently", log=log)
 
 
 # -- the measured child (runs in either venv) --------------------------------------------------
@@ -106,7 +134,7 @@ CHILD_SCRIPT = textwrap.dedent(
     import pandas as pd
     import scipy
 
-    if tool == "conveyor":
+    if tool.startswith("conveyor"):
         import conveyor
         from conveyor.monitoring.drift import DriftSettings, detect
         from conveyor.monitoring.profile import ReferenceProfile, build_profile
@@ -120,23 +148,28 @@ CHILD_SCRIPT = textwrap.dedent(
         version = evidently.__version__
     out["import_s"] = time.perf_counter() - started
     out["versions"] = {
-        tool: version, "pandas": pd.__version__, "numpy": numpy.__version__,
+        "tool": version, "pandas": pd.__version__, "numpy": numpy.__version__,
         "scipy": scipy.__version__, "python": sys.version.split()[0],
     }
 
-    if tool == "evidently-arrow":  # pandas 2's opt-in pyarrow strings (pandas 3's default)
-        pd.options.future.infer_string = True
     started = time.perf_counter()
     ref = pd.read_parquet(ref_path)
     cur = pd.read_parquet(cur_path)
+    if tool == "evidently-arrow":  # pandas 2 reads object strings; make them string[pyarrow]
+        for frame in (ref, cur):
+            for name in frame.columns:
+                if frame[name].dtype == object:
+                    frame[name] = frame[name].astype("string[pyarrow]")
     out["load_s"] = time.perf_counter() - started
     out["rows"], out["columns"] = len(cur), list(cur.columns)
-    out["string_dtype"] = str(cur["continent"].dtype)
+    dtype = cur["continent"].dtype
+    storage = getattr(dtype, "storage", None)  # pandas' StringDtype: "python" or "pyarrow"
+    out["string_dtype"] = f"{dtype} ({storage})" if storage else str(dtype)
 
-    if tool == "conveyor":
+    if tool == "conveyor":  # the profile is built and stored beforehand, as at training time
         started = time.perf_counter()
         built = build_profile(ref)
-        out["profile_s"] = time.perf_counter() - started
+        out["profile_cold_s"] = time.perf_counter() - started
         document = json.dumps(built.to_dict())  # what is stored with a model version
         out["profile_bytes"] = len(document)
         profile = ReferenceProfile.from_dict(json.loads(document))
@@ -144,6 +177,13 @@ CHILD_SCRIPT = textwrap.dedent(
 
         def run(frame):
             return detect(profile, frame, DriftSettings())
+    elif tool == "conveyor-build":  # from the reference frame, as Evidently starts
+
+        def run(frame):
+            started = time.perf_counter()
+            built = build_profile(ref)
+            out["profile_s"] = time.perf_counter() - started  # the timed call's comes last
+            return detect(built, frame, DriftSettings())
     else:
 
         def run(frame):
@@ -164,7 +204,7 @@ CHILD_SCRIPT = textwrap.dedent(
     out["peak_rss"] = peak()
 
     columns = {}
-    if tool == "conveyor":
+    if tool.startswith("conveyor"):
         for c in result.columns:
             columns[c.column] = {
                 "method": c.method, "statistic": c.statistic, "threshold": c.threshold,
@@ -219,7 +259,7 @@ def run_child(python: Path, script: Path, tool: str, ref: Path, cur: Path) -> di
     """
     env = dict(os.environ)
     env["DO_NOT_TRACK"] = "1"  # Evidently's telemetry switch (only its UI uses it)
-    if tool == "conveyor":
+    if tool.startswith("conveyor"):
         src = str(Path(__file__).resolve().parent.parent / "src")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     proc = subprocess.run(
@@ -329,107 +369,135 @@ def consistent(runs: Sequence[dict[str, Any]]) -> bool:
     return len({(tuple(r["drifted"]), r["dataset_drift"]) for r in runs}) == 1
 
 
+def ratio(slow: Sequence[float], fast: Sequence[float]) -> float:
+    """``median(slow) / median(fast)``."""
+    return statistics.median(slow) / statistics.median(fast)
+
+
+def times(runs: Sequence[dict[str, Any]]) -> list[float]:
+    return [float(r["seconds"]) for r in runs]
+
+
 def size_rows(
     n: int,
     seed: int,
-    conv: list[dict[str, Any]],
-    evid: list[dict[str, Any]] | None,
+    runs: dict[str, list[dict[str, Any]]],
     evid_error: str | None,
     *,
     goals: bool,
 ) -> list[Row]:
-    """The rows of one current set: time, memory and verdicts of both tools."""
-    c_time = [r["seconds"] for r in conv]
-    first = conv[0]
+    """The rows of one current set: time, memory and verdicts of every variant."""
+    e2e, stored = runs[CONVEYOR_E2E], runs[CONVEYOR_STORED]
+    arrow, obj = runs.get(EVIDENTLY_ARROW, []), runs.get(EVIDENTLY_OBJECT, [])
+    first = stored[0]
     unshifted = [c for c in first["columns"] if c not in SHIFTED]
+    speed_goal = f">= {SPEED_GOAL:.0f}x" if goals else "-"
+    mem_goal = f"<= {MEMORY_GOAL:.2f}" if goals else "-"
     rows = [
         Row(
             f"current: {n:,} rows, generate(n_rows={n}, seed={seed}, drift=True), "
             f"{len(first['columns'])} columns",
             "",
         ),
-        Row("  time, conveyor detect(profile, frame, DriftSettings())", spread(c_time)),
+        Row(f"  time, {LABELS[CONVEYOR_E2E]}", spread(times(e2e))),
+        Row("    of which build_profile(reference)", spread([r["profile_s"] for r in e2e])),
     ]
-    speed_goal = f">= {SPEED_GOAL:.0f}x" if goals else "-"
-    mem_goal = f"<= {MEMORY_GOAL:.2f}" if goals else "-"
-    if evid:
-        e_time = [r["seconds"] for r in evid]
-        speedup = statistics.median(e_time) / statistics.median(c_time)
-        c_mem, e_mem = statistics.median(added(conv)), statistics.median(added(evid))
-        ratio = c_mem / e_mem if e_mem > 0 else float("inf")
-        rows += [
-            Row("  time, Evidently Report([DataDriftPreset()]).run(...)", spread(e_time)),
+    rows += [
+        Row(f"  time, {LABELS[k]}", spread(times(v)))
+        for k, v in runs.items()
+        if k != CONVEYOR_E2E and v
+    ]
+    if arrow:
+        speedup = ratio(times(arrow), times(e2e))
+        rows.append(
             Row(
-                "  speedup (Evidently / conveyor, medians)",
+                f"  speedup, like for like: {SHORT[EVIDENTLY_ARROW]} / {SHORT[CONVEYOR_E2E]}",
                 f"{speedup:,.1f}x",
                 speed_goal,
                 ("ok" if speedup >= SPEED_GOAL else "FAIL") if goals else "-",
-            ),
-            Row("  peak RSS added, conveyor", memory(conv)),
-            Row("  peak RSS added, Evidently", memory(evid)),
-            Row(
-                "  added RSS, conveyor / Evidently (medians)",
-                f"{ratio:.3f} (1/{1 / ratio:,.0f})" if ratio > 0 else f"{ratio:.3f}",
-                mem_goal,
-                ("ok" if ratio <= MEMORY_GOAL else "FAIL") if goals else "-",
-            ),
-        ]
+            )
+        )
     else:
-        rows += [
-            Row("  peak RSS added, conveyor", memory(conv)),
+        rows.append(
             Row(
-                "  Evidently: not measured (reason on stderr)", (evid_error or "")[:60], "-", "FAIL"
-            ),
-        ]
-    rows.append(Row("  flagged by conveyor", flagged(first)))
-    if evid:
-        rows.append(Row("  flagged by Evidently", flagged(evid[0])))
-    both = [("conveyor", first)] + ([("Evidently", evid[0])] if evid else [])
-    hit = {name: all(c in r["drifted"] for c in SHIFTED) for name, r in both}
-    false = {name: [c for c in r["drifted"] if c in unshifted] for name, r in both}
+                "  speedup, like for like: Evidently not measured (stderr)",
+                (evid_error or "not run").splitlines()[0][:60],
+                speed_goal,
+                "FAIL" if goals else "-",
+            )
+        )
+    context = [(EVIDENTLY_OBJECT, CONVEYOR_E2E), (EVIDENTLY_ARROW, CONVEYOR_STORED)]
+    context.append((EVIDENTLY_OBJECT, CONVEYOR_STORED))
+    for slow, fast in context:
+        if runs.get(slow):
+            rows.append(
+                Row(
+                    f"    context: {SHORT[slow]} / {SHORT[fast]}",
+                    f"{ratio(times(runs[slow]), times(runs[fast])):,.1f}x",
+                )
+            )
+    rows += [Row(f"  peak RSS added, {SHORT[k]}", memory(v)) for k, v in runs.items() if v]
+    if arrow:
+        c_mem, e_mem = statistics.median(added(e2e)), statistics.median(added(arrow))
+        share = c_mem / e_mem if e_mem > 0 else float("inf")
+        rows.append(
+            Row(
+                f"  added RSS, like for like: {SHORT[CONVEYOR_E2E]} / {SHORT[EVIDENTLY_ARROW]}",
+                f"{share:.3f} (1/{1 / share:,.0f})" if share > 0 else f"{share:.3f}",
+                mem_goal,
+                ("ok" if share <= MEMORY_GOAL else "FAIL") if goals else "-",
+            )
+        )
+    if obj:
+        rows.append(
+            Row(
+                f"    context: {SHORT[CONVEYOR_STORED]} / {SHORT[EVIDENTLY_OBJECT]}",
+                f"{statistics.median(added(stored)) / max(statistics.median(added(obj)), 1):.3f}",
+            )
+        )
+    rows.append(Row(f"  flagged by {SHORT[CONVEYOR_STORED]}", flagged(first)))
+    for key in (EVIDENTLY_ARROW, EVIDENTLY_OBJECT):
+        if runs.get(key):
+            rows.append(Row(f"  flagged by {SHORT[key]}", flagged(runs[key][0])))
+    measured = {k: v[0] for k, v in runs.items() if v}
+    hit = {k: all(c in r["drifted"] for c in SHIFTED) for k, r in measured.items()}
+    false = {k: [c for c in r["drifted"] if c in unshifted] for k, r in measured.items()}
+    conv_false = false[CONVEYOR_STORED] + false[CONVEYOR_E2E]
+    missed = [SHORT[k] for k, v in hit.items() if not v]
     rows += [
         Row(
             f"  shifted columns ({', '.join(SHIFTED)}) flagged",
-            ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in hit.items()),
-            "both",
-            "ok" if len(hit) == 2 and all(hit.values()) else "FAIL",
+            f"by all {len(hit)} variants" if not missed else f"NOT by {', '.join(missed)}",
+            "all",
+            "ok" if not missed and arrow else "FAIL",
         ),
         Row(
             f"  false alarms on the {len(unshifted)} unshifted columns",
-            ", ".join(f"{k} {', '.join(v) or 'none'}" for k, v in false.items()),
+            "; ".join(
+                [f"conveyor {', '.join(sorted(set(conv_false))) or 'none'}"]
+                + [
+                    f"{SHORT[k]} {', '.join(false[k]) or 'none'}"
+                    for k in (EVIDENTLY_ARROW, EVIDENTLY_OBJECT)
+                    if k in false
+                ]
+            ),
             "none (conveyor)",
-            "ok" if not false["conveyor"] else "FAIL",
+            "ok" if not conv_false else "FAIL",
         ),
     ]
-    if not consistent(conv) or (evid and not consistent(evid)):
-        rows.append(Row("  verdicts differ between repeats", "yes", "no", "FAIL"))
+    differ = [k for k, v in runs.items() if v and not consistent(v)]
+    if not consistent([*stored, *e2e]) and CONVEYOR_STORED not in differ:
+        differ.append("conveyor stored vs fresh profile")
+    if differ:
+        rows.append(
+            Row(
+                "  verdicts differ between runs",
+                ", ".join(SHORT.get(k, k) for k in differ),
+                "no",
+                "FAIL",
+            )
+        )
     return rows
-
-
-def arrow_rows(
-    conv: list[dict[str, Any]], evid: list[dict[str, Any]], arrow: list[dict[str, Any]]
-) -> list[Row]:
-    """Evidently again at the largest size, on pyarrow-backed strings (for reference)."""
-    a_time = [r["seconds"] for r in arrow]
-    c_time = statistics.median(r["seconds"] for r in conv)
-    same = arrow[0]["drifted"] == evid[0]["drifted"]
-    return [
-        Row(
-            "  reference: Evidently with pd.options.future.infer_string=True (pyarrow strings)",
-            "",
-        ),
-        Row("    time, Evidently Report(...).run(...)", spread(a_time)),
-        Row(
-            "    speedup (Evidently arrow strings / conveyor, medians)",
-            f"{statistics.median(a_time) / c_time:,.1f}x",
-        ),
-        Row("    peak RSS added, Evidently arrow strings", memory(arrow)),
-        Row(
-            "    added RSS, conveyor / Evidently arrow strings",
-            f"{statistics.median(added(conv)) / max(statistics.median(added(arrow)), 1):.3f}",
-        ),
-        Row("    same columns flagged as with object strings", "yes" if same else "NO"),
-    ]
 
 
 def statistic_rows(conv: dict[str, Any], evid: dict[str, Any] | None) -> list[Row]:
@@ -445,42 +513,54 @@ def statistic_rows(conv: dict[str, Any], evid: dict[str, Any] | None) -> list[Ro
     return rows
 
 
-def control_rows(
-    n: int, conv: dict[str, Any], evid: dict[str, Any] | None, evid_error: str | None
-) -> list[Row]:
+def control_rows(n: int, runs: dict[str, dict[str, Any]], evid_error: str | None) -> list[Row]:
     """The same-distribution control set: nothing should be flagged."""
+    conv = runs[CONVEYOR_STORED]
     rows = [
         Row(
             f"control: {n:,} rows, generate(n_rows={n}, seed={CONTROL_SEED}, drift=False)",
             "",
         ),
         Row(
-            "  flagged by conveyor",
+            f"  flagged by {SHORT[CONVEYOR_STORED]}",
             flagged(conv),
             "none",
             "ok" if not conv["drifted"] else "FAIL",
         ),
         Row(
-            "  time, conveyor / Evidently",
-            f"{fmt(conv['seconds'])} / {fmt(evid['seconds'])}" if evid else fmt(conv["seconds"]),
+            f"  flagged by {SHORT[CONVEYOR_E2E]}",
+            flagged(runs[CONVEYOR_E2E]),
+            "none",
+            "ok" if not runs[CONVEYOR_E2E]["drifted"] else "FAIL",
         ),
     ]
-    if evid:
-        rows.insert(2, Row("  flagged by Evidently", flagged(evid)))
-    elif evid_error:
-        rows.append(Row("  Evidently: not measured", evid_error[:60], "-", "FAIL"))
+    for key in (EVIDENTLY_ARROW, EVIDENTLY_OBJECT):
+        if key in runs:
+            rows.append(Row(f"  flagged by {SHORT[key]}", flagged(runs[key])))
+    rows.append(
+        Row(
+            "  time (one run each)",
+            ", ".join(f"{SHORT[k]} {fmt(r['seconds'])}" for k, r in runs.items()),
+        )
+    )
+    if EVIDENTLY_ARROW not in runs and evid_error:
+        rows.append(Row("  Evidently: not measured", evid_error.splitlines()[0][:60]))
     return rows
 
 
 def bench(
-    sizes: Sequence[int], repeat: int, control: int, arrow_strings: bool, root: Path
-) -> list[Row]:
+    sizes: Sequence[int], repeat: int, control: int, object_strings: bool, root: Path
+) -> tuple[list[Row], str]:
+    """Measure everything; the table's rows and the versions of Evidently's venv."""
     evid_error: str | None = None
     evid_python: Path | None = None
+    evid_versions = ""
     try:
         evid_python = evidently_python()
+        evid_versions = describe(evid_python, EVIDENTLY_REQUIREMENTS)
     except PeerEnvError as exc:
         evid_error = str(exc)
+        evid_versions = f"not installed: {evid_error.splitlines()[0]}"
         print(f"Evidently not measured: {evid_error}", file=sys.stderr)
 
     print("[drift] generating the data ...", file=sys.stderr, flush=True)
@@ -490,14 +570,17 @@ def bench(
     ref = root / "ref.parquet"
     conv_python = Path(sys.executable)
 
-    conv: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
-    evid: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
-    arrow: list[dict[str, Any]] = []  # Evidently on pyarrow strings, largest size only
+    variants = [CONVEYOR_E2E, CONVEYOR_STORED, EVIDENTLY_ARROW]
+    if object_strings:
+        variants.append(EVIDENTLY_OBJECT)
+    runs: dict[int, dict[str, list[dict[str, Any]]]] = {n: {k: [] for k in variants} for n in sizes}
     largest = max(sizes)
     load_before = os.getloadavg()
 
-    def evidently(cur: Path, tool: str = "evidently") -> dict[str, Any] | None:
+    def measure(tool: str, cur: Path) -> dict[str, Any] | None:
         nonlocal evid_error
+        if tool.startswith("conveyor"):
+            return run_child(conv_python, script, tool, ref, cur)
         if evid_python is None or evid_error is not None:
             return None
         try:
@@ -507,31 +590,28 @@ def bench(
             print(f"Evidently measurement failed: {evid_error}", file=sys.stderr)
             return None
 
-    # Interleave the tools and the sizes, so a change in machine load hits both.
+    # Interleave the variants and the sizes, so a change in machine load hits all of them; the
+    # order of the variants rotates from round to round.
     for r in range(repeat):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         for n in sizes:
             print(f"[drift] round {r + 1}/{repeat}, {n:,} rows ...", file=sys.stderr, flush=True)
-            cur = root / f"cur_{n}.parquet"
-            first, second = ("conveyor", "evidently") if r % 2 == 0 else ("evidently", "conveyor")
-            for tool in (first, second):
-                if tool == "conveyor":
-                    conv[n].append(run_child(conv_python, script, "conveyor", ref, cur))
-                elif (got := evidently(cur)) is not None:
-                    evid[n].append(got)
-            if arrow_strings and n == largest and (got := evidently(cur, "evidently-arrow")):
-                arrow.append(got)
-    control_conv: dict[str, Any] | None = None
-    control_evid: dict[str, Any] | None = None
+            for tool in order:
+                if (got := measure(tool, root / f"cur_{n}.parquet")) is not None:
+                    runs[n][tool].append(got)
+    control_runs: dict[str, dict[str, Any]] = {}
     if control:
         print(f"[drift] control set, {control:,} rows ...", file=sys.stderr, flush=True)
-        path = root / f"control_{control}.parquet"
-        control_conv = run_child(conv_python, script, "conveyor", ref, path)
-        control_evid = evidently(path)
+        for tool in variants:
+            if (got := measure(tool, root / f"control_{control}.parquet")) is not None:
+                control_runs[tool] = got
     load_after = os.getloadavg()
 
-    all_conv = [r for runs in conv.values() for r in runs]
-    all_evid = [r for runs in evid.values() for r in runs]
-    versions = all_conv[0]["versions"]
+    every = [r for by_tool in runs.values() for v in by_tool.values() for r in v]
+    conv_all = [r for r in every if r["tool"].startswith("conveyor")]
+    evid_all = [r for r in every if not r["tool"].startswith("conveyor")]
+    stored_all = [r for r in conv_all if r["tool"] == CONVEYOR_STORED]
+    versions = conv_all[0]["versions"]
     rows = [
         Row(
             f"reference: generate(seed={REFERENCE_SEED}, dirt=False) minus "
@@ -539,26 +619,26 @@ def bench(
             f"written to Parquet in {fmt(made['ref'])}",
         ),
         Row(
-            "conveyor build_profile(reference), training time, once per model",
-            f"{spread([r['profile_s'] for r in all_conv])}, JSON "
-            f"{all_conv[0]['profile_bytes'] / 1024:,.0f} KB",
+            f"conveyor {versions['tool']}: import (excluded)",
+            f"{spread([r['import_s'] for r in conv_all])}; pandas {versions['pandas']}, "
+            f"numpy {versions['numpy']}, scipy {versions['scipy']}, strings "
+            f"{conv_all[0]['string_dtype']}",
         ),
         Row(
-            f"conveyor {versions['conveyor']}: import (excluded)",
-            f"{spread([r['import_s'] for r in all_conv])}; pandas {versions['pandas']}, "
-            f"numpy {versions['numpy']}, scipy {versions['scipy']}, strings "
-            f"{all_conv[0]['string_dtype']}",
+            "conveyor profile as stored (JSON; what detect-only reads)",
+            f"{stored_all[0]['profile_bytes'] / 1024:,.0f} KB, first build (cold) "
+            f"{spread([r['profile_cold_s'] for r in stored_all])}",
         ),
     ]
-    if all_evid:
-        ev = all_evid[0]["versions"]
-        source = {r.get("verdict_source", "?") for r in all_evid}
+    if evid_all:
+        ev = evid_all[0]["versions"]
+        source = {r.get("verdict_source", "?") for r in evid_all}
+        dtypes = sorted({r["string_dtype"] for r in evid_all})
         rows += [
             Row(
-                f"Evidently {ev['evidently']}: import (excluded)",
-                f"{spread([r['import_s'] for r in all_evid])}; pandas {ev['pandas']}, "
-                f"numpy {ev['numpy']}, scipy {ev['scipy']}, strings "
-                f"{all_evid[0]['string_dtype']}",
+                f"Evidently {ev['tool']}: import (excluded)",
+                f"{spread([r['import_s'] for r in evid_all])}; pandas {ev['pandas']}, "
+                f"numpy {ev['numpy']}, scipy {ev['scipy']}, strings {' / '.join(dtypes)}",
             ),
             Row(
                 "Evidently's column verdicts taken from",
@@ -566,22 +646,26 @@ def bench(
             ),
         ]
     for n in sizes:
-        rows += size_rows(
-            n,
-            int(made[f"cur_{n}"]["seed"]),
-            conv[n],
-            evid[n] or None,
-            evid_error,
-            goals=n == largest,
-        )
-    if arrow and evid[largest]:
-        rows += arrow_rows(conv[largest], evid[largest], arrow)
+        rows += size_rows(n, int(made[f"cur_{n}"]["seed"]), runs[n], evid_error, goals=n == largest)
+    top = runs[largest]
+    evid_top = top[EVIDENTLY_ARROW][0] if top[EVIDENTLY_ARROW] else None
     rows.append(
-        Row(f"statistics at {largest:,} rows (* = drifted for conveyor; threshold 0.1)", "")
+        Row(
+            f"statistics at {largest:,} rows (* = conveyor drifted; threshold 0.1)",
+            "",
+        )
     )
-    rows += statistic_rows(conv[largest][0], evid[largest][0] if evid[largest] else None)
-    if control_conv is not None:
-        rows += control_rows(control, control_conv, control_evid, evid_error)
+    rows += statistic_rows(top[CONVEYOR_STORED][0], evid_top)  # Evidently: string[pyarrow]
+    if top.get(EVIDENTLY_OBJECT) and evid_top:
+        same = all(
+            abs(e["statistic"] - top[EVIDENTLY_OBJECT][0]["drift"][c]["statistic"]) < 1e-9
+            for c, e in evid_top["drift"].items()
+        )
+        rows.append(
+            Row("  Evidently statistics, object strings = string[pyarrow]", "yes" if same else "NO")
+        )
+    if control_runs:
+        rows += control_rows(control, control_runs, evid_error)
     rows.append(
         Row(
             "load average (1 min) before / after the measurements",
@@ -589,7 +673,7 @@ def bench(
             + (" (busy: times are noisy)" if max(load_before[0], load_after[0]) > 0.5 else ""),
         )
     )
-    return rows
+    return rows, evid_versions
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -605,19 +689,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "25000,250000,1000000)",
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="measurements per tool and size (default 3)"
+        "--repeat",
+        type=int,
+        default=3,
+        help="measurements per variant and size, the same for every variant (default 3)",
     )
     parser.add_argument(
         "--control-rows",
         type=int,
         default=250_000,
-        help="rows of an undrifted control set, measured once per tool; 0 skips it "
+        help="rows of an undrifted control set, measured once per variant; 0 skips it "
         "(default 250000)",
     )
     parser.add_argument(
-        "--no-arrow-strings",
+        "--no-object-strings",
         action="store_true",
-        help="skip the reference run of Evidently on pyarrow strings at the largest size",
+        help="skip Evidently on object strings (context only; the goals use string[pyarrow])",
     )
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)  # internal: data child
     args = parser.parse_args(argv)
@@ -629,26 +716,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     started = time.perf_counter()
+    versions = ", ".join(EVIDENTLY_REQUIREMENTS)
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
-        rows = section(
-            "drift detection",
-            f">= {SPEED_GOAL:.0f}x",
-            lambda: bench(
-                sizes, args.repeat, args.control_rows, not args.no_arrow_strings, Path(tmp)
-            ),
-        )
+
+        def run() -> list[Row]:
+            nonlocal versions
+            rows, versions = bench(
+                sizes, args.repeat, args.control_rows, not args.no_object_strings, Path(tmp)
+            )
+            return rows
+
+        rows = section("drift detection", f">= {SPEED_GOAL:.0f}x", run)
     print(
-        f"\ndrift detection: conveyor vs {', '.join(EVIDENTLY_REQUIREMENTS)} "
-        f"(python {sys.version.split()[0]}, {sys.platform}, {os.cpu_count()} cpus)\n"
+        f"\ndrift detection: conveyor vs Evidently (its venv: {versions}); "
+        f"python {sys.version.split()[0]}, {sys.platform}, {os.cpu_count()} cpus\n"
     )
     print_table(rows)
     print(
-        "\nTimes cover only the drift computation on frames already in memory (Parquet reading, "
-        "imports and a warm-up call on a small slice are excluded), median of the repeats, each "
-        "a fresh process. conveyor's side is detect() against a stored profile (built once from "
-        "the reference at training time, shown above); Evidently's is Report.run() against the "
-        "reference frame. Memory is the peak RSS during that call above the RSS just before it "
-        "(the high-water mark is reset through /proc/self/clear_refs)."
+        "\nTimes cover the drift computation on frames already in memory (Parquet reading, "
+        "imports and a warm-up call on a small slice are excluded): median (min-max, n=runs), "
+        "every variant measured the same number of times, each run a fresh process. The goals "
+        "compare like with like: conveyor building its profile from the reference and then "
+        "detecting, against Evidently's Report.run() on the same reference and current frames, "
+        "both with pyarrow-backed strings. conveyor's detect() against a profile stored at "
+        "training time and Evidently on object strings are context, without a goal. Memory is "
+        "the peak RSS during the timed call above the RSS just before it (the high-water mark "
+        "is reset through /proc/self/clear_refs)."
     )
     print(f"benchmark took {time.perf_counter() - started:.1f} s")
     return 0

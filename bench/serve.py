@@ -72,8 +72,10 @@ def say(msg: str) -> None:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    from _peers import NO_TELEMETRY
+
     env = {k: v for k, v in os.environ.items() if k not in _ENV_OVERRIDES}
-    env.update(extra)
+    env.update(NO_TELEMETRY, **extra)  # MLflow's server must not phone home either
     return env
 
 
