@@ -189,7 +189,7 @@ class Project:
     def run_params(self) -> dict[str, Any]:
         """The config flattened to ``dotted.key: value``, secrets masked (store settings left
         out: they are where the metadata lives, not what defines a result)."""
-        from conveyor.data._credentials import mask_tree
+        from conveyor._secrets import mask_tree
 
         return _flatten(mask_tree(self.config.model_dump(mode="json", exclude={"store"})))
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conveyor._secrets import MASK
 from conveyor.config import ProjectConfig
-from conveyor.data._credentials import MASK
 from conveyor.errors import ArtifactError, RegistryError
 from conveyor.project import Project, git_commit
 

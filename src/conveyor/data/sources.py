@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.data import _credentials
+from conveyor import _secrets
 from conveyor.errors import DataValidationError
 
 if TYPE_CHECKING:
@@ -50,13 +50,13 @@ def resolve_path(path: str, base_dir: Path) -> str:
 def describe(source: SourceConfig, base_dir: Path) -> str:
     """A credential-free description of the source, for lineage and messages."""
     if source.type in FILE_TYPES:
-        path = _credentials.expand_or_keep(source.path, "data.source.path", base_dir)
-        return f"{source.type}:{_credentials.mask_uri(resolve_path(path, base_dir))}"
+        path = _secrets.expand_or_keep(source.path, "data.source.path", base_dir)
+        return f"{source.type}:{_secrets.mask_uri(resolve_path(path, base_dir))}"
     if source.type == "sql":
-        url = _credentials.expand_or_keep(source.url, "data.source.url", base_dir)
-        return f"sql:{_credentials.mask_url(url)}:{source.table or 'query'}"
-    uri = _credentials.expand_or_keep(source.uri, "data.source.uri", base_dir)
-    return f"mongodb:{_credentials.mask_url(uri)}:{source.database}.{source.collection}"
+        url = _secrets.expand_or_keep(source.url, "data.source.url", base_dir)
+        return f"sql:{_secrets.mask_url(url)}:{source.table or 'query'}"
+    uri = _secrets.expand_or_keep(source.uri, "data.source.uri", base_dir)
+    return f"mongodb:{_secrets.mask_url(uri)}:{source.database}.{source.collection}"
 
 
 def file_checksum(source: SourceConfig, base_dir: Path) -> str | None:
@@ -70,7 +70,7 @@ def file_checksum(source: SourceConfig, base_dir: Path) -> str | None:
     if source.type not in FILE_TYPES:
         return None
     path, storage, secrets = _file_target(source, base_dir)
-    name = _credentials.mask_uri(path)
+    name = _secrets.mask_uri(path)
     fs, fs_path = _filesystem(path, storage, name, secrets)
     info = _stat(fs, fs_path, name, secrets)
     digest = hashlib.sha256()
@@ -84,7 +84,7 @@ def file_checksum(source: SourceConfig, base_dir: Path) -> str | None:
         else:
             _hash_into(digest, fs, fs_path)
     except Exception as exc:  # any backend failure; the driver message may hold secrets
-        error = _credentials.error(name, f"cannot read: {type(exc).__name__}: {exc}", secrets)
+        error = _secrets.error(name, f"cannot read: {type(exc).__name__}: {exc}", secrets)
     if error is not None:
         raise error from None
     return digest.hexdigest()
@@ -120,13 +120,13 @@ def _load_file(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
     import pandas as pd
 
     path, storage, secrets = _file_target(source, base_dir)
-    name = _credentials.mask_uri(path)
+    name = _secrets.mask_uri(path)
     fs, fs_path = _filesystem(path, storage, name, secrets)
     info = _stat(fs, fs_path, name, secrets)
     if info.get("type") == "directory" and source.type == "csv":
-        raise _credentials.error(name, "is a directory, not a csv file (data.source.path)", secrets)
+        raise _secrets.error(name, "is a directory, not a csv file (data.source.path)", secrets)
     if info.get("type") != "directory" and info.get("size") == 0:
-        raise _credentials.error(name, "is empty (0 bytes)", secrets)
+        raise _secrets.error(name, "is empty (0 bytes)", secrets)
     options = {k: v for k, v in source.options.items() if k != "storage_options"}
     if "://" in path and storage:
         options["storage_options"] = storage
@@ -143,7 +143,7 @@ def _load_file(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
     if source.type == "csv" and frame.shape[1] == 1 and not {"sep", "delimiter"} & set(options):
         hint = _delimiter_hint(str(frame.columns[0]))
         if hint:
-            raise _credentials.error(name, f"parsed into a single column{hint}", secrets)
+            raise _secrets.error(name, f"parsed into a single column{hint}", secrets)
     return frame
 
 
@@ -161,11 +161,11 @@ def iter_chunks(
     if source.type not in FILE_TYPES:
         raise DataValidationError(f"chunked reading needs a csv or parquet file, not {source.type}")
     path, storage, secrets = _file_target(source, base_dir)
-    name = _credentials.mask_uri(path)
+    name = _secrets.mask_uri(path)
     fs, fs_path = _filesystem(path, storage, name, secrets)
     info = _stat(fs, fs_path, name, secrets)
     if info.get("size") == 0:
-        raise _credentials.error(name, "is empty (0 bytes)", secrets)
+        raise _secrets.error(name, "is empty (0 bytes)", secrets)
     options = {k: v for k, v in source.options.items() if k != "storage_options"}
     total: int | None = None
     if source.type == "parquet":
@@ -202,16 +202,16 @@ def iter_chunks(
 def _file_target(source: SourceConfig, base_dir: Path) -> tuple[str, dict[str, Any], list[str]]:
     """The expanded path, expanded storage_options, and the secrets to keep out of messages."""
     raw = _required(source.path, "data.source.path")
-    path = resolve_path(_credentials.expand(raw, "data.source.path", base_dir), base_dir)
+    path = resolve_path(_secrets.expand(raw, "data.source.path", base_dir), base_dir)
     storage = source.options.get("storage_options") or {}
     if not isinstance(storage, dict):
         raise DataValidationError("data.source.options.storage_options: expected a mapping")
-    storage = _credentials.expand_tree(storage, "data.source.options.storage_options", base_dir)
-    secrets = _credentials.secrets(path, include_whole=False)
+    storage = _secrets.expand_tree(storage, "data.source.options.storage_options", base_dir)
+    secrets = _secrets.secrets(path, include_whole=False)
     secrets += [
         v
-        for k, v in _credentials.leaves(storage)
-        if isinstance(v, str) and _credentials.SECRET_KEY.search(k)
+        for k, v in _secrets.leaves(storage)
+        if isinstance(v, str) and _secrets.SECRET_KEY.search(k)
     ]
     return path, storage, secrets
 
@@ -225,9 +225,9 @@ def _filesystem(
     try:
         fs, fs_path = fsspec.url_to_fs(path, **storage)
     except ImportError as exc:
-        error = _credentials.error(name, str(exc), secrets)
+        error = _secrets.error(name, str(exc), secrets)
     except Exception as exc:  # unknown protocol, bad storage_options
-        error = _credentials.error(name, f"cannot open: {type(exc).__name__}: {exc}", secrets)
+        error = _secrets.error(name, f"cannot open: {type(exc).__name__}: {exc}", secrets)
     if error is not None:
         raise error from None
     return fs, fs_path
@@ -238,9 +238,9 @@ def _stat(fs: Any, fs_path: str, name: str, secrets: list[str]) -> dict[str, Any
     try:
         info: dict[str, Any] = fs.info(fs_path)
     except FileNotFoundError:
-        error = _credentials.error(name, "data file not found (data.source.path)", secrets)
+        error = _secrets.error(name, "data file not found (data.source.path)", secrets)
     except Exception as exc:  # permissions, network, credentials
-        error = _credentials.error(name, f"cannot access: {type(exc).__name__}: {exc}", secrets)
+        error = _secrets.error(name, f"cannot access: {type(exc).__name__}: {exc}", secrets)
     if error is not None:
         raise error from None
     return info
@@ -286,7 +286,7 @@ def _file_error(
             message += _delimiter_hint(head.split(b"\n", 1)[0].decode("utf-8", "replace"))
         elif kind == "parquet" and head and _binary_kind(head) is None and _is_text(head):
             message += " (it looks like a text file: set type: csv?)"
-    return _credentials.error(name, message, secrets)
+    return _secrets.error(name, message, secrets)
 
 
 def _head(fs: Any, fs_path: str, size: int = 8192) -> bytes:
@@ -357,15 +357,13 @@ def _load_sql(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
     from sqlalchemy import NullPool, create_engine, text
 
     template = _required(source.url, "data.source.url")
-    _credentials.warn_literal_password(template, "data.source.url")
-    url = _credentials.expand(template, "data.source.url", base_dir)
+    _secrets.warn_literal_password(template, "data.source.url")
+    url = _secrets.expand(template, "data.source.url", base_dir)
     if bool(source.query) == bool(source.table):
         raise DataValidationError("data.source: a sql source needs exactly one of query or table")
-    name = f"sql:{_credentials.mask_url(url)}"
-    secrets = _credentials.secrets(url)
-    if "@" in (
-        _credentials.password(url) or ""
-    ):  # SQLAlchemy would cut it and put a piece in the host
+    name = f"sql:{_secrets.mask_url(url)}"
+    secrets = _secrets.secrets(url)
+    if "@" in (_secrets.password(url) or ""):  # SQLAlchemy would cut it and put a piece in the host
         raise DataValidationError(
             f"{name}: cannot tell the password from the host; percent-encode its special "
             "characters (@ as %40, : as %3A, / as %2F)"
@@ -384,7 +382,7 @@ def _load_sql(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         finally:
             engine.dispose()
     except ImportError as exc:
-        error = _credentials.error(
+        error = _secrets.error(
             name,
             f"the database driver is not installed ({exc})"
             + ("; pip install 'conveyor[postgres]'" if url.startswith("postgres") else ""),
@@ -394,9 +392,9 @@ def _load_sql(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         problem = f"{type(exc).__name__}: {exc}"
         if source.table and "not found" in str(exc):
             problem = f"table {source.table!r} not found (data.source.table)"
-        error = _credentials.error(name, problem, secrets)
+        error = _secrets.error(name, problem, secrets)
     except Exception as exc:  # driver errors carry connection details: mask, do not chain
-        error = _credentials.error(name, f"{type(exc).__name__}: {exc}", secrets)
+        error = _secrets.error(name, f"{type(exc).__name__}: {exc}", secrets)
     if error is not None:
         raise error from None
     return frame
@@ -416,13 +414,13 @@ def _load_mongodb(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
             "data.source: a mongodb source needs pymongo: pip install 'conveyor[mongo]'"
         )
     template = _required(source.uri, "data.source.uri")
-    _credentials.warn_literal_password(template, "data.source.uri")
-    uri = _credentials.expand(template, "data.source.uri", base_dir)
+    _secrets.warn_literal_password(template, "data.source.uri")
+    uri = _secrets.expand(template, "data.source.uri", base_dir)
     database = _required(source.database, "data.source.database")
     collection = _required(source.collection, "data.source.collection")
     query, projection, limit = _mongo_options(source.options)
-    name = f"mongodb:{_credentials.mask_url(uri)}:{database}.{collection}"
-    secrets = _credentials.secrets(uri)
+    name = f"mongodb:{_secrets.mask_url(uri)}:{database}.{collection}"
+    secrets = _secrets.secrets(uri)
     error: DataValidationError | None = None
     try:
         client: Any = pymongo.MongoClient(uri)
@@ -431,7 +429,7 @@ def _load_mongodb(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         finally:
             client.close()
     except Exception as exc:  # driver errors carry connection details: mask, do not chain
-        error = _credentials.error(name, f"{type(exc).__name__}: {exc}", secrets)
+        error = _secrets.error(name, f"{type(exc).__name__}: {exc}", secrets)
     if error is not None:
         raise error from None
     # Nested documents become dotted columns (address.city), as a training table needs.

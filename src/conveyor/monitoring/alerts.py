@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from conveyor.data._credentials import host_only
+from conveyor._secrets import host_only
 
 if TYPE_CHECKING:
     from conveyor.config import AlertConfig
