@@ -2,10 +2,13 @@
 
 Tests that use them are marked ``service``. When a service is missing they are skipped with the
 reason, unless ``CONVEYOR_REQUIRE_SERVICES=1`` (as in CI), where a missing service fails them.
+``require_module`` does the same for an optional package (use it, never ``pytest.importorskip``),
+and test modules import both helpers as ``from tests.conftest import ...``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+    from types import ModuleType
 
 POSTGRES_URL = os.environ.get(
     "CONVEYOR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -29,10 +33,33 @@ S3_REGION = "us-east-1"
 
 
 def require_service(name: str, reason: str) -> NoReturn:
-    """Skip the test because ``name`` is unavailable, or fail it if services are required."""
+    """Skip the test because ``name`` is unavailable, or fail it if services are required.
+
+    Outside a test (at a module's top) it skips, or fails, the whole module.
+    """
+    __tracebackhide__ = True  # reports name the caller's line, as pytest.importorskip's do
     if os.environ.get("CONVEYOR_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{name} required (CONVEYOR_REQUIRE_SERVICES=1) but unavailable: {reason}")
-    pytest.skip(f"{name} unavailable: {reason}")
+    pytest.skip(f"{name} unavailable: {reason}", allow_module_level=True)
+
+
+def require_module(name: str, reason: str) -> ModuleType:
+    """Import ``name``, like ``pytest.importorskip``, but a missing module fails under
+    ``CONVEYOR_REQUIRE_SERVICES=1`` (as in CI) instead of skipping: CI must not stay green by
+    skipping what it never ran.
+
+    Args:
+        name: The module to import, e.g. ``"distributed"``.
+        reason: What provides it, for the message, e.g. ``"the dask extra"``.
+
+    Returns:
+        The imported module.
+    """
+    __tracebackhide__ = True
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        require_service(f"Python module {name!r}", f"{reason} is not installed ({exc})")
 
 
 # --- S3 (moto server) -------------------------------------------------------------------------

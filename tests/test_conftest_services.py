@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -32,6 +38,83 @@ def test_require_service_fails_when_services_are_required(
     monkeypatch.setenv("CONVEYOR_REQUIRE_SERVICES", "1")
     with pytest.raises(pytest.fail.Exception, match=r"PostgreSQL required \(CONVEYOR_REQUIRE"):
         require_service("PostgreSQL", "down")
+
+
+@pytest.fixture
+def require_module(pytestconfig: pytest.Config) -> Any:
+    conftest = pytestconfig.pluginmanager.get_plugin(str(Path(__file__).with_name("conftest.py")))
+    assert conftest is not None
+    return conftest.require_module
+
+
+MISSING_MODULE = "conveyor_test_no_such_module"
+
+
+def test_require_module_returns_the_module(require_module: Any) -> None:
+    assert require_module("json", "the standard library") is json
+
+
+def test_require_module_skips_a_missing_module_by_default(
+    require_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CONVEYOR_REQUIRE_SERVICES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=f"'{MISSING_MODULE}' unavailable: the x extra"):
+        require_module(MISSING_MODULE, "the x extra")
+
+
+def test_require_module_fails_a_missing_module_when_services_are_required(
+    require_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_REQUIRE_SERVICES", "1")
+    with pytest.raises(
+        pytest.fail.Exception,
+        match=rf"'{MISSING_MODULE}' required \(CONVEYOR_REQUIRE_SERVICES=1\) .*the x extra",
+    ):
+        require_module(MISSING_MODULE, "the x extra")
+
+
+ON_IMPORT = f"""\
+from tests.conftest import require_module
+
+missing = require_module("{MISSING_MODULE}", "the x extra")
+
+
+def test_never_runs():
+    raise AssertionError("a test of a module whose import was required ran")
+"""
+
+
+@pytest.mark.parametrize("required", [False, True], ids=["locally", "in-ci"])
+def test_a_missing_module_at_import_skips_its_tests_locally_and_fails_ci(
+    tmp_path: Path, required: bool
+) -> None:
+    """What ``pytest.importorskip`` at a module's top never did: turn CI red."""
+    (tmp_path / "test_needs_x.py").write_text(ON_IMPORT, encoding="utf-8")
+    (tmp_path / "test_other.py").write_text("def test_passes():\n    pass\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "CONVEYOR_REQUIRE_SERVICES"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    if required:
+        env["CONVEYOR_REQUIRE_SERVICES"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    if required:  # red: the collection error stops the whole run
+        assert proc.returncode != 0, out
+        assert f"'{MISSING_MODULE}' required (CONVEYOR_REQUIRE_SERVICES=1)" in out
+        assert "Interrupted: 1 error during collection" in out, out
+        assert "passed" not in out, out
+    else:  # the skip names the test module's line, as pytest.importorskip's did
+        assert proc.returncode == 0, out
+        assert f"test_needs_x.py:3: Python module '{MISSING_MODULE}' unavailable: the x" in out
+        assert "1 passed, 1 skipped" in out, out
+    assert "a test of a module whose import was required ran" not in out
 
 
 @pytest.mark.service

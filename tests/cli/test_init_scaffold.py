@@ -18,7 +18,7 @@ import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 import typer
@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from conveyor.cli.init import DEPLOY_FILES, deployment_paths
 from conveyor.cli.main import app
+from tests.conftest import require_service
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,12 +49,9 @@ def init(*args: str | Path) -> Result:
     return result
 
 
-def require_tool(package: str, what: str) -> None:
+def require_tool(package: str, what: str) -> NoReturn:
     """Skip (or, with CONVEYOR_REQUIRE_SERVICES=1 as in CI, fail): dev package missing."""
-    message = f"{what} unavailable: install the dev package {package!r}"
-    if os.environ.get("CONVEYOR_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message} (CONVEYOR_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
+    require_service(what, f"install the dev package {package!r}")
 
 
 def tool(executable: str, package: str) -> str:

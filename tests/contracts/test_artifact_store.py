@@ -26,6 +26,7 @@ from conveyor.errors import (
     SerializationError,
 )
 from conveyor.store.artifacts import AbstractArtifactStore, open_artifact_store, sha256
+from conveyor.store.artifacts.fsspec import FsspecArtifactStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MISSING = "0" * 64
@@ -170,9 +171,32 @@ def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     for i in range(5):
         store.put_bytes(f"artifact {i}".encode())
     store.put_bytes(b"artifact 0")
-    assert list(root.rglob("*.tmp")) == []
+    # the store writes incoming/<digest>.<uuid>.part, then renames it into sha256/
+    assert (root / "incoming").is_dir(), "the local store no longer writes through incoming/"
+    assert list((root / "incoming").iterdir()) == []
+    assert list(root.rglob("*.part")) == []
     stored = sorted(p.name for p in root.rglob("*") if p.is_file())
     assert stored == sorted(sha256(f"artifact {i}".encode()) for i in range(5))
+
+
+def test_a_failed_local_write_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "artifacts"
+    store = open_artifact_store(str(root))
+    assert isinstance(store, FsspecArtifactStore)
+    fs = store._fs
+
+    def full_disk(path1: str, path2: str, **kwargs: Any) -> None:
+        assert Path(path1).is_file() and Path(path1).suffix == ".part"  # the bytes were written
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fs, "mv", full_disk)
+    with pytest.raises(ArtifactStorageError, match="No space left"):
+        store.put_bytes(b"never stored")
+    monkeypatch.undo()
+    assert list((root / "incoming").iterdir()) == []
+    assert not store.exists(sha256(b"never stored"))
 
 
 def test_local_store_reopens_from_its_uri(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from conveyor.store.metadata import (
 )
 from conveyor.store.metadata import tables as t
 from conveyor.store.metadata.migrate import HEAD, upgrade
+from tests.conftest import require_module
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -571,7 +572,7 @@ def test_a_failing_complete_step_leaves_no_partial_rows(store: SqlMetadataStore)
 
 
 def test_unreachable_postgres_raises_storage_error_without_the_password() -> None:
-    pytest.importorskip("psycopg")
+    require_module("psycopg", "the postgres extra (conveyor[postgres])")
     secret = "hunter2-s3cr3t"
     url = f"postgresql+psycopg://conveyor:{secret}@127.0.0.1:1/conveyor?connect_timeout=3"
     with pytest.raises(MetadataStorageError) as info:

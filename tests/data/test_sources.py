@@ -15,6 +15,7 @@ from conveyor.config import SourceConfig
 from conveyor.data.sources import describe, file_checksum, load, resolve_path
 from conveyor.errors import DataValidationError
 from conveyor.examples.visa.generate import generate
+from tests.conftest import require_module
 
 PASSWORD = "s3cr3t-Pa55w0rd"
 
@@ -427,8 +428,8 @@ def test_sql_password_in_query_string_is_masked(tmp_path):
 @pytest.fixture
 def mongo(visa, monkeypatch):
     """pymongo.MongoClient replaced by one mongomock client holding visa.applications."""
-    mongomock = pytest.importorskip("mongomock")
-    pymongo = pytest.importorskip("pymongo")
+    mongomock = require_module("mongomock", "the dev extra (conveyor[dev])")
+    pymongo = require_module("pymongo", "the mongo extra (conveyor[mongo])")
     client = mongomock.MongoClient()
     client["visa"]["applications"].insert_many(visa.to_dict("records"))
     seen: list[str] = []

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -168,15 +170,38 @@ def test_no_temp_file_is_counted_as_an_artifact(killed: dict[str, Any]) -> None:
     incoming = root / INCOMING
     assert incoming.is_dir(), f"the artifact store no longer writes through {incoming}"
     assert {p.name for p in root.iterdir()} == {INCOMING, CONTENT}
-    for path in incoming.iterdir():  # what a crash mid-write leaves: never an artifact
-        assert path.name.endswith(".part"), path
-        assert path.name not in recorded, path
-        digest = path.name.split(".", 1)[0]
-        final = root / CONTENT / digest[:2] / digest
-        if digest in recorded:  # recorded only once its bytes were whole under the final name
-            assert hashlib.sha256(final.read_bytes()).hexdigest() == digest
+    # the kill came while `second` slept: `first` had renamed its bytes into place (its temporary
+    # name gone with the rename) and nothing was being written
+    assert sorted(p.name for p in incoming.iterdir()) == []
     referenced = {d for (d,) in _db_rows(project, "SELECT digest FROM step_artifacts")}
-    assert referenced <= recorded
+    assert recorded and referenced <= recorded
+
+
+def test_a_torn_temporary_file_is_never_an_artifact(killed: dict[str, Any], tmp_path: Path) -> None:
+    """What a kill mid-write leaves (part of the bytes under incoming/<digest>.<uuid>.part), on a
+    copy of the killed project: the store reads past it, the checker counts it as stray."""
+    from conveyor.project import Project
+
+    project = tmp_path / "proj"
+    shutil.copytree(killed["project"], project)
+    root = project / ".conveyor" / "artifacts"
+    [(recorded,)] = _db_rows(project, "SELECT digest FROM artifacts")  # `first`'s output
+    whole = (root / CONTENT / recorded[:2] / recorded).read_bytes()
+    unfinished = whole + b" and more"  # bytes whose write never finished
+    unfinished_digest = hashlib.sha256(unfinished).hexdigest()
+    torn = {recorded: whole[: len(whole) // 2], unfinished_digest: unfinished[:100]}
+    names = []
+    for digest, data in torn.items():
+        path = root / INCOMING / f"{digest}.{uuid.uuid4().hex}.part"
+        path.write_bytes(data)
+        names.append(path.name)
+
+    with Project.load(project) as proj:
+        assert proj.artifacts.get_bytes(recorded) == whole
+        assert not proj.artifacts.exists(unfinished_digest)
+    state = assert_consistent(project)
+    assert sorted(state.stray) == sorted(names)
+    assert state.artifact_rows == 1
 
 
 def test_the_consistency_checker_finds_nothing_wrong(killed: dict[str, Any]) -> None:

@@ -9,8 +9,9 @@ from conveyor.pipeline import pipeline, step
 from conveyor.runner import LocalExecutor, Runner
 from conveyor.store.artifacts import open_artifact_store
 from conveyor.store.metadata import StepStatus, open_metadata_store
+from tests.conftest import require_module
 
-distributed = pytest.importorskip("distributed", reason="dask extra not installed")
+distributed = require_module("distributed", "the dask extra (conveyor[dask])")
 
 
 @step(outputs=("frame", "info"))

@@ -12,6 +12,7 @@ from conveyor.config import CandidateConfig, FeaturesConfig
 from conveyor.errors import ConfigError
 from conveyor.examples.visa.generate import generate
 from conveyor.training.tuning import Trial, TuningResult, parse_space, tune, within_noise
+from tests.conftest import require_module
 
 WHERE = "training.candidates[hgb].search"
 FEATURES = FeaturesConfig(drop=["case_id"])
@@ -245,7 +246,7 @@ def test_two_workers_in_processes_complete_and_repeat(visa, in_processes):
 
 @pytest.mark.slow
 def test_inside_a_dask_task_trials_run_as_dask_tasks(visa, in_processes):
-    distributed = pytest.importorskip("distributed")
+    distributed = require_module("distributed", "the dask extra (conveyor[dask])")
 
     candidate = hgb(learning_rate={"low": 0.01, "high": 0.5, "log": True})
     with (

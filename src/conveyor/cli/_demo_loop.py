@@ -106,8 +106,16 @@ def run_loop(proj: Project, name: str, out: Console) -> LoopSummary:
         out.print(f"  alerts sent: {', '.join(first.check.alerts) or 'none (cooldown)'}")
         out.print(f"  report: {result.reports[-1]}")
 
-        out.rule("6. fresh data arrives and the drift persists: retrain, gate, decide")
-        write_csv(proj.root / "data" / "visa.csv", seed=run_seed + 2, drift=True)
+        out.rule("6. fresh data, decided under new rules, and the drift persists: retrain, decide")
+        # New rules (job experience over education) make the champion clearly worse on fresh
+        # data; a covariate shift alone leaves it about as good as a retrained model.
+        write_csv(
+            proj.root / "data" / "visa.csv", seed=run_seed + 2, drift=True, concept_drift=True
+        )
+        out.print(
+            "  data/visa.csv: fresh applications, decided under new rules "
+            "(job experience counts far more, education no longer)"
+        )
         second = cycle(
             proj,
             model=f"{name}@{alias}",

@@ -13,7 +13,10 @@ produces a batch whose wages and continent mix have shifted, for monitoring demo
 The label model (``P(Certified | features)``) is the same with and without drift: the intercept
 is calibrated once, on a fixed reference sample of the undrifted population, so that about 66.8%
 of applications are certified. A drifted batch therefore shows covariate shift, and its
-certified share moves with it.
+certified share moves with it. ``concept_drift=True`` changes the label model instead, as new
+adjudication rules would (job experience counts for much more, education no longer counts):
+the features stay exactly those of the same seed, only ``case_status`` differs, and a model
+trained before the change is clearly worse on such data than one trained after it.
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ _W_CONTINENT: Final = (0.0, 0.75, 0.25, -0.45, 0.3, 0.0)
 _W_REGION: Final = (-0.1, 0.1, -0.15, 0.35, -0.2)
 _W_UNIT: Final = (0.0, -1.4, -0.2, 0.0)
 _W_JOB_EXPERIENCE: Final = 0.8
+_W_JOB_EXPERIENCE_NEW_RULES: Final = 2.0
+"""Job experience weight under ``concept_drift`` (which also drops the education weights)."""
 _W_FULL_TIME: Final = -0.15
 _W_LOG_WAGE: Final = 0.45
 _WAGE_REFERENCE: Final = 70_000.0
@@ -180,19 +185,24 @@ class _Features:
         self.wage: FloatArray = np.round(wage, 2)
         self.yearly_wage: FloatArray = self.wage * np.asarray(_UNIT_DIVISOR)[self.unit]
 
-    def score(self) -> FloatArray:
+    def score(self, *, new_rules: bool = False) -> FloatArray:
         """Return the latent approval score per row, without the intercept.
+
+        Args:
+            new_rules: Score by the changed label model of ``concept_drift``.
 
         Returns:
             Higher means more likely to be certified.
         """
         log_wage = np.log(self.yearly_wage / _WAGE_REFERENCE)
+        education = 0.0 if new_rules else np.asarray(_W_EDUCATION)[self.education]
+        experience = _W_JOB_EXPERIENCE_NEW_RULES if new_rules else _W_JOB_EXPERIENCE
         score: FloatArray = (
-            np.asarray(_W_EDUCATION)[self.education]
+            education
             + np.asarray(_W_CONTINENT)[self.continent]
             + np.asarray(_W_REGION)[self.region]
             + np.asarray(_W_UNIT)[self.unit]
-            + _W_JOB_EXPERIENCE * self.job_experience
+            + experience * self.job_experience
             + _W_FULL_TIME * self.full_time
             + _W_LOG_WAGE * log_wage
         )
@@ -327,7 +337,12 @@ def _labels(vocabulary: tuple[str, ...], codes: IntArray) -> npt.NDArray[np.str_
 
 
 def generate(
-    n_rows: int = DEFAULT_N_ROWS, *, seed: int = 42, drift: bool = False, dirt: bool = True
+    n_rows: int = DEFAULT_N_ROWS,
+    *,
+    seed: int = 42,
+    drift: bool = False,
+    concept_drift: bool = False,
+    dirt: bool = True,
 ) -> pd.DataFrame:
     """Generate a synthetic EasyVisa-like table.
 
@@ -341,6 +356,11 @@ def generate(
         drift: Produce a drifted batch: wages about 35% higher and a different continent mix
             (Asia 40%, Europe 30%, North America 12%, Africa 10%, South America 6%,
             Oceania 2%). The label model is unchanged.
+        concept_drift: Label by new adjudication rules: job experience weighs 2.0 instead of
+            0.8 on the latent score and education no longer counts (about 73% certified,
+            77% with ``drift``).
+            The features are those of the same arguments without it; only ``case_status``
+            changes.
         dirt: Add realistic defects: about 0.1% negative ``no_of_employees`` and about 0.05%
             rows whose ``unit_of_wage`` is ``"Hour"`` although the wage is yearly. Very small
             tables may round these counts to zero.
@@ -356,7 +376,8 @@ def generate(
     feature_rng, label_rng, dirt_rng = np.random.default_rng(seed).spawn(3)
 
     features = _Features(feature_rng, n_rows, drift=drift)
-    latent = features.score() + _intercept() + label_rng.logistic(size=n_rows)
+    score = features.score(new_rules=concept_drift)
+    latent = score + _intercept() + label_rng.logistic(size=n_rows)
     certified = latent > 0.0
 
     employees = features.employees.copy()
@@ -395,6 +416,7 @@ def write_csv(
     *,
     seed: int = 42,
     drift: bool = False,
+    concept_drift: bool = False,
     dirt: bool = True,
 ) -> Path:
     """Generate a table and write it to CSV atomically.
@@ -407,6 +429,7 @@ def write_csv(
         n_rows: Number of rows, as in :func:`generate`.
         seed: Seed, as in :func:`generate`.
         drift: Drifted batch, as in :func:`generate`.
+        concept_drift: Changed label model, as in :func:`generate`.
         dirt: Realistic defects, as in :func:`generate`.
 
     Returns:
@@ -414,7 +437,7 @@ def write_csv(
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    frame = generate(n_rows, seed=seed, drift=drift, dirt=dirt)
+    frame = generate(n_rows, seed=seed, drift=drift, concept_drift=concept_drift, dirt=dirt)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
