@@ -262,8 +262,6 @@ def _check_files(proj: Project, state: StoreState, rows: dict[str, tuple[int, st
             state.stray.append(path.name)
             if not path.name.endswith(".part"):
                 state.problems.append(f"unexpected file in {incoming}: {path.name}")
-            if path.name in rows:
-                state.problems.append(f"a temporary file is recorded as an artifact: {path}")
     for digest in rows:
         where = Path(proj.artifacts.location(digest))
         if INCOMING in where.relative_to(root).parts:

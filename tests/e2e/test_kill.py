@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e._consistency import CONTENT, INCOMING, assert_consistent
-from tests.e2e.conftest import CONVEYOR, cli_env, conveyor, steps_by_name
+from tests.e2e.conftest import conveyor, spawn_conveyor, steps_by_name
 
 pytestmark = pytest.mark.slow
 
@@ -74,12 +74,8 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (project / "conveyor.yaml").write_text(CONFIG, encoding="utf-8")
     (project / "steps_mod.py").write_text(STEPS_MOD, encoding="utf-8")
     marker = project / "second.started"
-    proc = subprocess.Popen(
-        [str(CONVEYOR), "run", "slow", "-p", str(project)],
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn_conveyor(
+        "run", "slow", "-p", project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 30

@@ -129,6 +129,23 @@ def test_drift_shifts_wages_and_continents(clean: pd.DataFrame, drifted: pd.Data
     assert drift_mix["Africa"] > base_mix["Africa"] + 0.05
 
 
+def test_concept_drift_changes_the_labels_only() -> None:
+    """New rules decide the same applications: the features stay byte for byte, the labels move,
+    and by the new rules experience matters far more than before."""
+    relabelled = generate(5000, seed=7, drift=True, concept_drift=True)
+    again = generate(5000, seed=7, drift=True)
+    features = [c for c in again.columns if c != "case_status"]
+    pd.testing.assert_frame_equal(relabelled[features], again[features])
+    changed = (relabelled["case_status"] != again["case_status"]).mean()
+    assert 0.05 < changed < 0.5
+
+    def experience_gap(frame: pd.DataFrame) -> float:
+        rate = (frame["case_status"] == "Certified").groupby(frame["has_job_experience"]).mean()
+        return float(rate["Y"] - rate["N"])
+
+    assert experience_gap(relabelled) > experience_gap(again) + 0.1
+
+
 def test_label_is_learnable_but_not_trivial(frame: pd.DataFrame) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score

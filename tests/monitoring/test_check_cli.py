@@ -17,7 +17,7 @@ from conveyor.cli.main import app
 from conveyor.examples.visa.generate import generate
 from conveyor.monitoring.monitor import check
 from conveyor.project import Project
-from tests.e2e.conftest import CONVEYOR, RUNNER_ENV, cli_env, conveyor
+from tests.e2e.conftest import RUNNER_ENV, conveyor, spawn_conveyor
 from tests.monitoring.test_drift_config_reaches_detector import CURRENT, monitored_project
 
 pytestmark = pytest.mark.slow
@@ -118,9 +118,12 @@ def test_fail_on_drift_exits_1_on_dataset_drift_and_0_without(tmp_path: Path) ->
 
 
 def test_watch_stops_cleanly_on_sigterm(project: Path) -> None:
-    proc = subprocess.Popen(
-        [str(CONVEYOR), "watch", "--interval", "1", "-p", str(project)],
-        env=cli_env(),
+    proc = spawn_conveyor(
+        "watch",
+        "--interval",
+        "1",
+        "-p",
+        project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
