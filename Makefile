@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast check format bench soak clean
+.PHONY: demo test test-fast check format bench soak mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench: $(STAMP)  ## benchmarks (peers in their own venvs: bench/.venv-peers, ben
 
 soak: $(STAMP)  ## 10 minutes of mixed traffic, hot swaps and key rotations against `conveyor serve`
 	$(BIN)/python bench/soak.py
+
+mutate: $(STAMP)  ## mutation testing of the critical modules ([tool.mutmut]; ~1 h, not in CI): score per module
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/python tests/mutation_scores.py --survivors --fail-under 90
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

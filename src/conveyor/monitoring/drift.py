@@ -304,6 +304,7 @@ def _shares(
 
 def _short(value: float) -> str:
     """``35280.5`` -> ``35.3k``: bin labels that fit under a bar."""
+    value = float(f"{value:.3g}")  # round first: 999999 is 1M, not 1e+03k
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= size:
             return f"{value / size:.3g}{suffix}"

@@ -8,6 +8,7 @@ frame the model sees with the dtypes it was trained on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -400,11 +401,9 @@ def _python_type(rule: ColumnRule, unknown: UnknownPolicy) -> Any:
     elif rule.dtype == "bool":
         base = StrictBool
     elif rule.dtype == "datetime":
-        base = (
-            datetime
-            if rule.date_format == "ISO8601"
-            else Annotated[datetime, BeforeValidator(partial(_parse_date, fmt=rule.date_format))]
-        )
+        # Text is read in the column's format, ISO8601 included, as training and files read it:
+        # pydantic alone takes "20240102" for a Unix time (1970-08-23), not 2 January 2024.
+        base = Annotated[datetime, BeforeValidator(partial(_parse_date, fmt=rule.date_format))]
     else:
         base = StrictStr
     return base | None if rule.nullable else base
@@ -418,10 +417,11 @@ def _bounds(rule: ColumnRule) -> dict[str, Any]:
         lo = -INT_LIMIT if lo is None else lo
         hi = INT_LIMIT if hi is None else hi
     bounds = {}
+    # an int field takes int bounds only: n >= 1.5 is n >= 2 (a fraction made the model unservable)
     if lo is not None:
-        bounds["ge"] = int(lo) if rule.dtype == "int" and float(lo).is_integer() else lo
+        bounds["ge"] = math.ceil(lo) if rule.dtype == "int" else lo
     if hi is not None:
-        bounds["le"] = int(hi) if rule.dtype == "int" and float(hi).is_integer() else hi
+        bounds["le"] = math.floor(hi) if rule.dtype == "int" else hi
     return bounds
 
 
