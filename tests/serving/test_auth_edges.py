@@ -137,3 +137,11 @@ def test_token_from_headers(
     authorization: str | None, api_key: str | None, token: str | None
 ) -> None:
     assert token_from_headers(authorization, api_key) == token
+
+
+def test_a_token_with_anything_around_it_is_invalid(store: SqlMetadataStore) -> None:
+    token = create_key(store, "ops").token
+    ring = KeyRing(store.list_api_keys)
+    assert ring.check(token)[0] == AuthResult.OK
+    for padded in (token + "\n", token + "x", "x" + token, " " + token):
+        assert ring.check(padded)[0] == AuthResult.INVALID, repr(padded)

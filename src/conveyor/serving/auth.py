@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from conveyor.store.metadata import KEY_ID
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.serving")
 
 PREFIX = "cvk"
-_KEY = re.compile(rf"^{PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})$")
+_KEY = re.compile(rf"{PREFIX}_({KEY_ID.pattern})_([A-Za-z0-9_-]{{43}})")  # fullmatch only
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -91,7 +93,7 @@ class KeyRing:
         """The outcome for a presented token, and the key's name when it is known."""
         if not token:
             return AuthResult.MISSING, None
-        match = _KEY.match(token)
+        match = _KEY.fullmatch(token)
         key = self._keys.get(match.group(1)) if match else None
         if key is None or match is None:
             # Compare anyway, so an unknown id takes as long as a wrong secret.

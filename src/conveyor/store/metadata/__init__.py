@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import MetadataStorageError
 from conveyor.store.metadata.records import (
+    KEY_ID,
     ApiKeyRecord,
     ArtifactRef,
     CacheHit,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 __all__ = [
+    "KEY_ID",
     "ApiKeyRecord",
     "ArtifactRef",
     "CacheHit",

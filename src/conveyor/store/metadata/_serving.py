@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, Literal
 
@@ -17,9 +16,12 @@ from conveyor.store.metadata._base import (
     _insert_missing_artifacts,
     current_actor,
 )
-from conveyor.store.metadata.records import ApiKeyRecord, ArtifactRef, PredictionLogRecord
-
-KEY_ID = re.compile(r"[0-9a-f]{12}")  # how key ids look (serving.auth makes them)
+from conveyor.store.metadata.records import (
+    KEY_ID,
+    ApiKeyRecord,
+    ArtifactRef,
+    PredictionLogRecord,
+)
 
 
 class ServingMixin(SqlStoreBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -149,6 +150,11 @@ class EventRecord:
     entity: str
     reason: str | None
     details: dict[str, Any]
+
+
+KEY_ID = re.compile(r"[0-9a-f]{12}")
+"""How an API key's public id looks: the one definition (serving makes ids, names may not look
+like one)."""
 
 
 @dataclass(frozen=True, slots=True)
