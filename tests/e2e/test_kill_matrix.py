@@ -143,6 +143,7 @@ class ChainResult:
     skip_reason: str | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     watch_recovery: dict[str, Any] | None = None  # `watch --once --json` after the retrain kill
+    watch_killed_run: str | None = None  # the killed retrain's run status, as the kill left it
     injected: StoreState | None = None  # the store after the fault injection
     injected_exit: int | None = None
     injection_error: str | None = None
@@ -727,6 +728,7 @@ class Chain:
         state = self.check(outcome, when="after the kill")
         run_id = next((r for r in state.runs if r not in before), None)
         if run_id is not None:
+            self.result.watch_killed_run = state.runs[run_id]
             cut = [n for n, s in state.steps[run_id].items() if s == "interrupted"]
             outcome.found = (
                 f"retrain run {run_id[:8]} {state.runs[run_id]} in {', '.join(cut) or '-'}"
@@ -849,7 +851,14 @@ def test_the_fault_injection_ran(matrix: Any) -> None:
 def test_a_killed_retrain_is_retried_by_the_next_cycle(matrix: Any) -> None:
     result: ChainResult = matrix["results"]["sqlite"]
     assert result.watch_recovery is not None, result.outcomes["watch-retrain"].row()
-    assert result.watch_recovery["triggers"] == ["new data at the source"]
+    if result.watch_killed_run == "succeeded":
+        # The kill landed after the retrain had finished (it is killed "at the latest as it
+        # ends"): whether the watcher recorded the data as seen before dying decides whether the
+        # next cycle retrains again; either is consistent, nothing may be stuck or half done.
+        assert result.watch_recovery["triggers"] in ([], ["new data at the source"])
+        assert result.watch_recovery["retrained"] == bool(result.watch_recovery["triggers"])
+        return
+    assert result.watch_recovery["triggers"] == ["new data at the source"], result.watch_recovery
     assert result.watch_recovery["retrained"], result.watch_recovery
 
 
