@@ -157,13 +157,13 @@ def rollback(
     from conveyor.registry import governance
 
     with conveyor_errors(), Project.load(project) as proj:
-        default_alias, require_approval = _policy(proj)
+        _, require_approval = _policy(proj)
         metadata = proj.metadata  # opened (and migrated) before the clock starts
         started = time.perf_counter()
         move = governance.rollback(
             metadata,
             name,
-            alias=default_alias if alias is None else alias,
+            alias=_alias(alias, proj),
             reason=reason,
             to=to,
             require_approval=require_approval,
