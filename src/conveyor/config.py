@@ -5,11 +5,28 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from conveyor import _yaml
+from conveyor import _plugins, _yaml
+from conveyor._config_values import (
+    URL_CHANNELS,
+    CronSchedule,
+    GateRule,
+    SearchParam,
+    ValueProblem,
+    check_alert_url,
+    pydantic_error,
+)
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -61,7 +78,8 @@ class StoreConfig(_Section):
 class SourceConfig(_Section):
     """Where the training data comes from."""
 
-    type: Literal["csv", "parquet", "sql", "mongodb"] = "csv"
+    # csv | parquet | sql | mongodb, or a plugin registered in the group conveyor.sources
+    type: Annotated[str, AfterValidator(_plugins.check_name(_plugins.SOURCES))] = "csv"
     path: str | None = None
     url: str | None = None
     query: str | None = None
@@ -147,7 +165,7 @@ class CandidateConfig(_Section):
     name: str
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
-    search: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, SearchParam] = Field(default_factory=dict)  # parsed at load
 
 
 class TuningConfig(_Section):
@@ -179,7 +197,7 @@ class EvaluationConfig(_Section):
     """Metrics, gates and the champion/challenger margin."""
 
     primary: str = "f1"
-    gates: dict[str, str] = Field(default_factory=dict)  # metric: ">= 0.7"
+    gates: dict[str, GateRule] = Field(default_factory=dict)  # metric: ">= 0.7"
     beat_baseline: bool = True  # a model no better than the dummy baseline is rejected
     select: Literal["cv", "test"] = "cv"  # how the best candidate is chosen (cv: no test peeking)
     min_improvement: float = 0.0
@@ -240,11 +258,19 @@ class DriftConfig(_Section):
 class AlertConfig(_Section):
     """One alert channel."""
 
-    type: Literal["log", "webhook", "slack"] = "log"
+    # log | webhook | slack, or a plugin registered in the group conveyor.alerts
+    type: Annotated[str, AfterValidator(_plugins.check_name(_plugins.ALERTS))] = "log"
     url: str | None = None  # webhook / slack: where to POST (${VAR} expanded from the env)
     timeout: float = Field(5.0, gt=0)
     retries: int = Field(3, ge=0)
     on: Literal["column", "dataset", "prediction", "serving", "any"] = "any"
+    options: dict[str, Any] = Field(default_factory=dict)  # a plugin channel's own settings
+
+    @model_validator(mode="after")
+    def _plugin_options(self) -> AlertConfig:
+        if self.options and self.type in _plugins.ALERTS.builtins:
+            raise ValueError(f"options: only plugin channels take options, not {self.type}")
+        return self
 
 
 class RetrainConfig(_Section):
@@ -261,20 +287,41 @@ class MonitoringConfig(_Section):
 
     drift: DriftConfig = Field(default_factory=DriftConfig)
     window_hours: float = Field(24, gt=0)  # current data: the prediction log of this window
-    schedule: str | None = None  # cron: retrain on a schedule (conveyor watch)
+    schedule: CronSchedule | None = None  # cron: retrain on a schedule (conveyor watch)
     interval_seconds: float = Field(60, gt=0)  # conveyor watch: time between cycles
     alerts: list[AlertConfig] = Field(default_factory=lambda: [AlertConfig()])
     alert_cooldown_minutes: float = Field(60, ge=0)  # the same alert at most once per cooldown
     id_column: str | None = None  # joins --labels to logged predictions (else request_id)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
 
+    @field_validator("alerts")
+    @classmethod
+    def _alert_urls(cls, alerts: list[AlertConfig]) -> list[AlertConfig]:
+        """A webhook or slack channel needs a usable URL now, not at the first alert."""
+        for i, alert in enumerate(alerts):
+            if alert.type not in URL_CHANNELS:
+                continue
+            try:
+                check_alert_url(alert.type, alert.url, os.environ)
+            except ValueProblem as exc:
+                raise pydantic_error(exc, at=f"[{i}].url") from None
+        return alerts
+
 
 class ExecutorConfig(_Section):
     """Where steps execute: in this process, or on a Dask cluster."""
 
-    type: Literal["local", "dask"] = "local"
+    # local | dask, or a plugin registered in the group conveyor.executors
+    type: Annotated[str, AfterValidator(_plugins.check_name(_plugins.EXECUTORS))] = "local"
     address: str | None = None
     workers: int | None = Field(None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)  # a plugin executor's own settings
+
+    @model_validator(mode="after")
+    def _plugin_options(self) -> ExecutorConfig:
+        if self.options and self.type in _plugins.EXECUTORS.builtins:
+            raise ValueError(f"options: only plugin executors take options, not {self.type}")
+        return self
 
 
 class ProjectConfig(_Section):
@@ -339,9 +386,39 @@ def parse_config(raw: Mapping[str, Any], *, source: str = CONFIG_FILE) -> Projec
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def validate_section(model: type[_M], values: Mapping[str, Any], *, source: str) -> _M:
+    """``values`` as a ``model`` (a config section, or settings derived from one), with the
+    errors conveyor.yaml gets.
+
+    Raises:
+        ConfigError: invalid values; one line per problem, naming ``source`` and the field.
+    """
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def with_overrides(section: _M, changes: Mapping[str, Any], *, source: str) -> _M:
+    """A copy of ``section`` with ``changes`` (e.g. command-line flags), validated: unlike
+    ``model_copy(update=...)``, a value out of the bounds conveyor.yaml has is an error.
+
+    Raises:
+        ConfigError: a changed value is invalid; the message names ``source`` and the field.
+    """
+    if not changes:
+        return section
+    return validate_section(type(section), section.model_dump() | dict(changes), source=source)
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line per problem: ``source: key.path[i].field: what is wrong``."""
-    return "\n".join(f"{source}: {_loc(err['loc'])}: {_message(err)}" for err in exc.errors())
+    return "\n".join(
+        f"{source}: {_loc(err['loc'])}{_at(err)}: {_message(err)}" for err in exc.errors()
+    )
 
 
 def apply_override(raw: dict[str, Any], item: str, *, source: str = "--set") -> None:
@@ -380,6 +457,11 @@ def _loc(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out or "(top level)"
+
+
+def _at(err: Any) -> str:
+    """The sub-key a typed value's parser named (``.low`` of a search range), if any."""
+    return str(err.get("ctx", {}).get("at", "")) if err["type"] == "conveyor_value" else ""
 
 
 def _message(err: Any) -> str:

@@ -7,15 +7,16 @@ import importlib
 import json
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.config import CONFIG_FILE, ProjectConfig, load_config
+from conveyor.config import CONFIG_FILE, ExecutorConfig, ProjectConfig, load_config
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from conveyor.pipeline import Pipeline
     from conveyor.runner import AbstractExecutor, RunHooks, RunResult
@@ -116,24 +117,32 @@ class Project:
         )
 
     def executor(self, kind: str | None = None, *, workers: int | None = None) -> AbstractExecutor:
-        """The executor from the config (or ``kind``): ``local`` or ``dask``."""
+        """The executor from the config (or ``kind``): ``local``, ``dask`` or a plugin.
+
+        Raises:
+            ConfigError: unknown executor (listing the available ones), or a broken plugin.
+        """
+        from conveyor import _plugins
+
         cfg = self.config.executor
         kind = kind or cfg.type
-        if kind == "local":
-            from conveyor.runner import LocalExecutor
-
-            return LocalExecutor(self.artifacts, lambda: self.metadata, workers=workers or 1)
-        if kind == "dask":
-            from conveyor.runner.dask import DaskExecutor
-
-            return DaskExecutor(
-                self.artifacts_uri,
-                self.metadata_url,
-                storage_options=self.config.store.storage_options,
-                address=cfg.address,
-                workers=workers or cfg.workers or 2,
+        factory = _plugins.load(_plugins.EXECUTORS, kind, _executor_factory)
+        settings = ExecutorSettings(
+            config=cfg,
+            artifacts=lambda: self.artifacts,
+            metadata=lambda: self.metadata,
+            artifacts_uri=self.artifacts_uri,
+            metadata_url=self.metadata_url,
+            storage_options=self.config.store.storage_options,
+            workers=workers,
+        )
+        made = factory(settings)
+        if not isinstance(made, _abstract_executor()):
+            raise ConfigError(
+                f"executor {kind!r} gave {type(made).__name__}, not a "
+                "conveyor.runner.AbstractExecutor"
             )
-        raise ConfigError(f"unknown executor {kind!r}; choose local or dask")
+        return made
 
     def run(
         self,
@@ -142,7 +151,7 @@ class Project:
         executor: str | None = None,
         workers: int | None = None,
         use_cache: bool = True,
-        hooks: RunHooks | None = None,
+        hooks: RunHooks | Iterable[RunHooks] | None = None,
     ) -> RunResult:
         """Run a pipeline of this project and record it; see :class:`~conveyor.runner.Runner`."""
         from conveyor.runner import Runner
@@ -203,6 +212,56 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """What an executor is made from: the project's stores and the ``executor`` section.
+
+    An executor plugin (entry point group ``conveyor.executors``) is a callable taking this and
+    returning a :class:`~conveyor.runner.AbstractExecutor`.
+    """
+
+    config: ExecutorConfig  # the executor section: address, workers, options (for plugins)
+    artifacts: Callable[[], AbstractArtifactStore]  # opens the artifact store on first call
+    metadata: Callable[[], SqlMetadataStore]  # opens the metadata store on first call
+    artifacts_uri: str  # where remote workers open the same stores
+    metadata_url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    workers: int | None = None  # --workers, when given
+
+
+def local_executor(settings: ExecutorSettings) -> AbstractExecutor:
+    """The built-in ``local`` executor: steps in this process (threads when workers > 1)."""
+    from conveyor.runner import LocalExecutor
+
+    return LocalExecutor(settings.artifacts(), settings.metadata, workers=settings.workers or 1)
+
+
+def dask_executor(settings: ExecutorSettings) -> AbstractExecutor:
+    """The built-in ``dask`` executor: a scheduler at ``address``, else a LocalCluster."""
+    from conveyor.runner.dask import DaskExecutor
+
+    return DaskExecutor(
+        settings.artifacts_uri,
+        settings.metadata_url,
+        storage_options=settings.storage_options,
+        address=settings.config.address,
+        workers=settings.workers or settings.config.workers or 2,
+    )
+
+
+def _executor_factory(obj: Any) -> Callable[[ExecutorSettings], AbstractExecutor]:
+    if not callable(obj):
+        raise TypeError(f"{type(obj).__name__} is not callable")
+    factory: Callable[[ExecutorSettings], AbstractExecutor] = obj
+    return factory
+
+
+def _abstract_executor() -> type[AbstractExecutor]:
+    from conveyor.runner import AbstractExecutor
+
+    return AbstractExecutor
 
 
 def load_model(ref: str, *, project: str | Path = ".") -> Any:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conveyor.contracts import Registration
 from conveyor.errors import ConveyorError
 from conveyor.monitoring import triggers
 
@@ -41,7 +42,8 @@ class CycleResult:
     retrained: bool = False
     run_id: str | None = None
     run_status: str | None = None
-    decision: dict[str, Any] | None = None
+    decision: Registration | None = None
+    """The retrain's registration (its version, status and why), when it got that far."""
 
     @property
     def cause(self) -> str:
@@ -50,19 +52,8 @@ class CycleResult:
 
 
 def drift_settings(project: Project) -> DriftSettings:
-    """``monitoring.drift`` as detector settings."""
-    from conveyor.monitoring.drift import ColumnRule, DriftSettings
-
-    cfg = project.config.monitoring.drift
-    return DriftSettings(
-        threshold=cfg.threshold,
-        p_value=cfg.p_value,
-        share=cfg.share,
-        min_rows=cfg.min_rows,
-        small_sample=cfg.small_sample,
-        missing_delta=cfg.missing_delta,
-        columns={k: ColumnRule(**v.model_dump()) for k, v in cfg.columns.items()},
-    )
+    """``monitoring.drift`` as detector settings (the config model itself: no copied defaults)."""
+    return project.config.monitoring.drift
 
 
 def run_check(project: Project, ref: str, **kwargs: Any) -> CheckResult:
@@ -159,20 +150,22 @@ def _retrain(
     rejection = run.outputs.get("rejection")
     chosen = registration or rejection
     if chosen is not None:
-        result.decision = project.load_artifact(chosen.digest)
-    decision = result.decision or {}
+        result.decision = Registration.of(project.load_artifact(chosen.digest))
+    done = result.decision
+    outcome = (
+        f"{name}:{done.version} {done.status} ({done.reason})"
+        if done is not None
+        else f"{name}:? {run.status} ({run.status})"
+    )
     metadata.append_event(
         triggers.RETRAIN_DONE,
         name,
-        reason=(
-            f"retrained because {result.cause}: {name}:{decision.get('version', '?')} "
-            f"{decision.get('status', run.status)} ({decision.get('reason', run.status)})"
-        ),
+        reason=f"retrained because {result.cause}: {outcome}",
         details={
             "run_id": run.run_id,
             "status": str(run.status),
-            "version": decision.get("version"),
-            "promoted": decision.get("alias") is not None,
+            "version": None if done is None else done.version,
+            "promoted": done is not None and done.promoted,
         },
     )
 

@@ -12,8 +12,18 @@ import pandas as pd
 import pytest
 
 from conveyor.config import SourceConfig
-from conveyor.data.sources import describe, file_checksum, load, resolve_path
-from conveyor.errors import DataValidationError
+from conveyor.data.sources import (
+    CsvSource,
+    MongoSource,
+    ParquetSource,
+    SqlSource,
+    describe,
+    file_checksum,
+    load,
+    resolve_path,
+    source_for,
+)
+from conveyor.errors import ConfigError, DataValidationError
 from conveyor.examples.visa.generate import generate
 from tests.conftest import require_module
 
@@ -511,3 +521,13 @@ def test_mongodb_bad_options(tmp_path, mongo, monkeypatch, options, match):
     monkeypatch.setenv("CONVEYOR_TEST_MONGO_PASSWORD", PASSWORD)
     with pytest.raises(DataValidationError, match=match):
         load(_mongo_source(**options), tmp_path)
+
+
+def test_each_builtin_type_is_a_registered_source() -> None:
+    found = [type(source_for(kind)) for kind in ("csv", "parquet", "sql", "mongodb")]
+    assert found == [CsvSource, ParquetSource, SqlSource, MongoSource]
+
+
+def test_an_unknown_source_type_lists_the_available_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown data source 'ftp'; available: csv, parquet"):
+        source_for("ftp")

@@ -48,7 +48,7 @@ def _run(project: Path, *overrides: str) -> tuple[Any, dict[str, Any], dict[str,
     with Project.load(project, overrides=overrides) as proj:
         result = proj.run()
         evaluation = (
-            proj.load_artifact(result.outputs["evaluation"].digest)
+            proj.load_artifact(result.outputs["evaluation"].digest).to_json()
             if "evaluation" in result.outputs
             else {}
         )

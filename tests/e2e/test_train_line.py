@@ -107,8 +107,8 @@ def test_first_run_records_the_dataset_version(history: dict[str, Any]) -> None:
     with Project.load(project) as proj:
         assert proj.metadata.get_model_version("visa-approval", 1).dataset == fingerprint
         dataset = proj.load_artifact(steps_by_name(first)["ingest"]["outputs"]["dataset"])
-    assert dataset["fingerprint"] == fingerprint
-    assert dataset["rows"] == 2000
+    assert dataset.fingerprint == fingerprint
+    assert dataset.rows == 2000
 
 
 def test_second_run_with_nothing_changed_is_all_cached(history: dict[str, Any]) -> None:

@@ -143,18 +143,36 @@ def test_baseline_gate_names_the_dummy_strategy(strategy: str, shown: str) -> No
 # --- the champion decision ----------------------------------------------------------------------
 
 
+def _decision(
+    promote: bool,
+    reason: str,
+    metric: str,
+    challenger: float,
+    champion: float | None,
+    champion_version: int | None,
+) -> Decision:
+    return Decision(
+        promote=promote,
+        reason=reason,
+        metric=metric,
+        challenger=challenger,
+        champion=champion,
+        champion_version=champion_version,
+    )
+
+
 def test_no_champion_decision_carries_every_field() -> None:
-    assert decide(0.8, None, metric="f1", min_improvement=0.05) == Decision(
+    assert decide(0.8, None, metric="f1", min_improvement=0.05) == _decision(
         True, "no current champion", "f1", 0.8, None, None
     )
-    assert decide(0.8, None, metric="f1", min_improvement=0.05, champion_version=4) == Decision(
+    assert decide(0.8, None, metric="f1", min_improvement=0.05, champion_version=4) == _decision(
         True, "champion v4 could not be scored", "f1", 0.8, None, 4
     )
 
 
 def test_a_winning_challenger_says_by_how_much() -> None:
     decision = decide(0.85, 0.80, metric="f1", min_improvement=0.02, champion_version=3)
-    assert decision == Decision(
+    assert decision == _decision(
         True,
         "f1 0.8500 beats champion v3 0.8000 by the required 0.02 (gain +0.0500)",
         "f1",
@@ -166,7 +184,7 @@ def test_a_winning_challenger_says_by_how_much() -> None:
 
 def test_a_losing_challenger_says_by_how_much_it_fell_short() -> None:
     decision = decide(0.79, 0.80, metric="f1", min_improvement=0.0, champion_version=2)
-    assert decision == Decision(
+    assert decision == _decision(
         False,
         "f1 0.7900 does not beat champion v2 0.8000 by the required 0 (gain -0.0100)",
         "f1",
@@ -196,9 +214,9 @@ def test_a_negative_margin_never_promotes_a_worse_challenger() -> None:
     assert decide(0.81, 0.80, metric="f1", min_improvement=-0.5).promote
 
 
-def test_decision_to_dict_is_plain_data() -> None:
+def test_decision_to_json_is_plain_data() -> None:
     decision = decide(0.85, 0.80, metric="f1", min_improvement=0.02, champion_version=3)
-    assert decision.to_dict() == {
+    assert decision.to_json() == {
         "promote": True,
         "reason": decision.reason,
         "metric": "f1",

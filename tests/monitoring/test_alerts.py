@@ -151,3 +151,19 @@ def test_channels_from_config_expand_env_and_need_urls(monkeypatch: pytest.Monke
         channels_from_config([AlertConfig(type="webhook")])
     with pytest.raises(ConfigError, match="NOT_SET"):
         channels_from_config([AlertConfig(type="webhook", url="${NOT_SET}")])
+
+
+def test_builtin_channels_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK", "http://127.0.0.1:9/hook")
+    made = channels_from_config(
+        [
+            AlertConfig(type="log", on="dataset"),
+            AlertConfig(type="webhook", url="${HOOK}", retries=0),
+            AlertConfig(type="slack", url="${HOOK}", timeout=1.5),
+        ]
+    )
+    assert [type(c) for c in made] == [LogChannel, WebhookChannel, SlackChannel]
+    assert [c.on for c in made] == ["dataset", "any", "any"]
+    webhook, slack = made[1], made[2]
+    assert isinstance(webhook, WebhookChannel) and isinstance(slack, SlackChannel)
+    assert (webhook.url, webhook.retries, slack.timeout) == ("http://127.0.0.1:9/hook", 0, 1.5)

@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 
 from conveyor.cli.main import app
 from conveyor.config import DriftColumnConfig, DriftConfig
+from conveyor.contracts import REFERENCE_PROFILE_TAG
 from conveyor.monitoring import report
 from conveyor.monitoring.current import MODEL_VERSION, PREDICTED_AT, REQUEST_ID
-from conveyor.monitoring.monitor import PROFILE_TAG
 from conveyor.monitoring.profile import build_profile
 from conveyor.project import Project
 from conveyor.store.metadata import ArtifactRef
@@ -90,7 +90,7 @@ def monitored_project(
             MODEL,
             digest=model.digest,
             run_id=None,
-            tags={PROFILE_TAG: profile.digest},
+            tags={REFERENCE_PROFILE_TAG: profile.digest},
             status="approved",
             alias="production",
         ).version

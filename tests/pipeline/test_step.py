@@ -94,3 +94,24 @@ def test_kwargs_function_accepts_any_input_names():
         gather, "gather", inputs={"model_a": "model_a", "model_b": "model_b"}, outputs=("names",)
     )
     assert set(s.inputs) == {"model_a", "model_b"}
+
+
+def test_version_and_depends_on_are_kept_and_survive_with_params():
+    import json
+
+    @step(version="2", depends_on=[json, "json"])
+    def load(raw, limit=1):
+        return raw
+
+    assert load.version == "2"
+    assert load.depends_on == ("json", "json")
+    copied = load.with_params(limit=3)
+    assert (copied.version, copied.depends_on) == ("2", ("json", "json"))
+
+
+def test_depends_on_rejects_what_is_neither_module_nor_path():
+    with pytest.raises(TypeError, match="depends_on takes"):
+
+        @step(depends_on=[42])  # type: ignore[list-item]
+        def load(raw):
+            return raw

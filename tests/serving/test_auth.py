@@ -103,7 +103,7 @@ def test_revoking_a_key_takes_effect_on_a_running_server(
 
 
 def test_no_auth_serves_without_keys(visa_project: Path) -> None:
-    with LiveServer(create_app(settings_for(visa_project, auth=False))) as server:
+    with LiveServer(create_app(settings_for(visa_project, auth="none"))) as server:
         response = httpx.post(f"{server.url}/v1/predict", json={"records": visa_records(1)})
     assert response.status_code == 200
 

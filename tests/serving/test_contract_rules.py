@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from conveyor.contracts import ModelSignature
 from conveyor.errors import ConfigError, DataValidationError
 from conveyor.serving.contract import (
     INT_LIMIT,
@@ -49,7 +50,9 @@ VALID: dict[str, Any] = {
 def contract(
     signature: dict[str, Any] | None = None, *, unknown: Any = "reject", max_records: int = 5
 ) -> InputContract:
-    return InputContract(signature or SIGNATURE, unknown=unknown, max_records=max_records)
+    return InputContract(
+        ModelSignature.stored(signature or SIGNATURE), unknown=unknown, max_records=max_records
+    )
 
 
 def validate(c: InputContract, *records: dict[str, Any]) -> list[BaseModel]:
@@ -628,6 +631,6 @@ def test_a_request_without_records_is_refused() -> None:
 
 
 def test_unknown_categories_are_refused_by_default() -> None:
-    c = InputContract(SIGNATURE, max_records=5)
+    c = InputContract(ModelSignature.stored(SIGNATURE), max_records=5)
     assert c.unknown == "reject"
     assert errors(c, {**VALID, "region": "east"}) == [("records", 0, "region")]

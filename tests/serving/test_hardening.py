@@ -48,7 +48,7 @@ def hardened(
     shutil.copytree(trained_visa, root)
     with Project.load(root) as proj:
         key = create_key(proj.metadata, "hardening").token
-    settings = settings_for(root, max_file_bytes=FILE_LIMIT, max_file_rows=ROW_LIMIT)
+    settings = settings_for(root, max_file_mb=FILE_LIMIT / (1 << 20), max_file_rows=ROW_LIMIT)
     with LiveServer(create_app(settings)) as server:
         yield server, key, root
 
@@ -464,6 +464,7 @@ def test_any_column_name_can_be_served_including_mongodb_id() -> None:
     """Hardening finding 1's trigger: a column named ``_id`` (normal in MongoDB exports) made
     the contract unbuildable (pydantic refuses leading underscores), which killed the hot-swap
     thread. Names that shadow pydantic's own attributes must work too."""
+    from conveyor.contracts import ModelSignature
     from conveyor.serving.contract import InputContract
 
     names = ["_id", "json", "model_config", "f0", "class"]
@@ -471,7 +472,7 @@ def test_any_column_name_can_be_served_including_mongodb_id() -> None:
         "columns": {n: {"dtype": "float", "trained_dtype": "float64"} for n in names},
         "task": "classification",
     }
-    contract = InputContract(signature, unknown="reject", max_records=10)
+    contract = InputContract(ModelSignature.stored(signature), unknown="reject", max_records=10)
     schema = contract.request_model.model_json_schema()
     assert list(schema["$defs"]["PredictRecord"]["properties"]) == names
     record = {n: float(i) for i, n in enumerate(names)}

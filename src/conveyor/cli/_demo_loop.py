@@ -14,6 +14,7 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from conveyor.contracts import Registration
     from conveyor.project import Project
 
 NORMAL_ROWS, DRIFTED_ROWS, BATCH = 600, 2000, 50
@@ -30,7 +31,7 @@ class LoopSummary:
     drift: str = ""
     alerts: list[str] = field(default_factory=list)
     cause: str = ""
-    decision: dict[str, Any] = field(default_factory=dict)
+    decision: Registration | None = None
     rollback: str = ""
     reports: list[str] = field(default_factory=list)
 
@@ -52,7 +53,9 @@ def run_loop(proj: Project, name: str, out: Console) -> LoopSummary:
     alias = proj.config.registry.promote.alias
     target = proj.config.data.target
     key = create_key(proj.metadata, f"demo-{uuid.uuid4().hex[:8]}")
-    settings = ServeSettings(project=str(proj.root), model=f"{name}@{alias}", log_flush_seconds=0.5)
+    settings = ServeSettings.from_config(
+        proj.config.serving, project=str(proj.root), model=f"{name}@{alias}", log_flush_seconds=0.5
+    )
     result = LoopSummary()
     headers = {"Authorization": f"Bearer {key.token}"}
     run_seed = 1000 + len(proj.metadata.list_model_versions(name))  # fresh data every demo
@@ -123,14 +126,13 @@ def run_loop(proj: Project, name: str, out: Console) -> LoopSummary:
             on_retrain=lambda cause: out.print(f"  retraining because {escape(cause)} ..."),
         )
         result.cause = second.cause
-        result.decision = second.decision or {}
-        d = result.decision
+        result.decision = d = second.decision
         out.print(
-            f"  decision: {name}:{d.get('version', '?')} "
-            f"[bold]{d.get('status', second.run_status)}[/]: {escape(str(d.get('reason', '')))}"
+            f"  decision: {name}:{d.version if d else '?'} "
+            f"[bold]{d.status if d else second.run_status}[/]: {escape(d.reason if d else '')}"
         )
-        if d.get("alias"):
-            swapped = _wait_for(client, d["version"])
+        if d is not None and d.promoted:
+            swapped = _wait_for(client, d.version)
             out.print(f"  the running server swapped to {name}:{swapped} without a restart")
         result.served.append(
             send(generate(n_rows=BATCH, seed=run_seed + 3, drift=True, dirt=False))
@@ -141,7 +143,7 @@ def run_loop(proj: Project, name: str, out: Console) -> LoopSummary:
         _print_lineage(proj, f"{name}:{current}", out)
 
         out.rule("8. rollback: production goes back one promotion")
-        if d.get("alias"):
+        if d is not None and d.promoted:
             move = governance.rollback(
                 proj.metadata, name, alias=alias, reason="demo: show a rollback"
             )
@@ -169,11 +171,13 @@ def _print_lineage(proj: Project, ref: str, out: Console) -> None:
     from conveyor.registry.lineage import model_lineage
 
     lineage = model_lineage(proj.metadata, proj.artifacts, ref)
-    model, run, data = lineage["model"], lineage.get("run") or {}, lineage.get("dataset") or {}
-    out.print(f"  model    {ref}  ({model['status']}: {escape(str(model.get('reason') or ''))})")
-    out.print(f"  run      {str(run.get('id', '-'))[:8]}  commit {model.get('git_commit') or '-'}")
-    out.print(
-        f"  data     {str(data.get('fingerprint', '-'))[:12]}  {data.get('n_rows', '?')} rows "
-        f"from {escape(str(data.get('source', '-')))}"
-    )
-    out.print(f"  config   {str(model.get('config_hash') or '-')[:12]}")
+    model, run, data = lineage.model, lineage.run, lineage.dataset
+    out.print(f"  model    {ref}  ({model.status}: {escape(model.reason or '')})")
+    out.print(f"  run      {run.id[:8] if run else '-'}  commit {model.git_commit or '-'}")
+    if data is None:
+        out.print("  data     -")
+    else:
+        out.print(
+            f"  data     {data.fingerprint[:12]}  {data.n_rows} rows from {escape(data.source)}"
+        )
+    out.print(f"  config   {(model.config_hash or '-')[:12]}")

@@ -25,6 +25,7 @@ def demo(
     from conveyor.cli._progress import LiveProgress
     from conveyor.cli.init import scaffold
     from conveyor.cli.run import export_report
+    from conveyor.contracts import Registration
     from conveyor.project import Project
 
     out = console()
@@ -56,8 +57,8 @@ def demo(
             took = time.perf_counter() - started
             cached = sum(1 for s in again.steps.values() if str(s) == "cached")
             out.print(f"  {cached}/{len(again.steps)} steps cached, run took {fmt_seconds(took)}")
-            reg = proj.load_artifact(first.outputs["registration"].digest)
-            loop = run_loop(proj, reg["name"], out)
+            reg = Registration.of(proj.load_artifact(first.outputs["registration"].digest))
+            loop = run_loop(proj, reg.name, out)
             record = proj.metadata.get_run(first.run_id)
             html = proj.load_artifact(first.outputs["report_html"].digest)
             report_path = export_report(proj.root, first.run_id, html)
@@ -66,12 +67,11 @@ def demo(
         k.removeprefix("test."): v for k, v in record.metrics.items() if k.startswith("test.")
     }
     out.print(
-        f"  model {reg['name']}:{reg['version']}  "
+        f"  model {reg.name}:{reg.version}  "
         + "  ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items()))
     )
     out.print(
-        f"  {reg['name']}@{reg['alias'] or '-'}: v{reg['version']} ({reg['status']}: "
-        f"{escape(reg['reason'])})"
+        f"  {reg.name}@{reg.alias or '-'}: v{reg.version} ({reg.status}: {escape(reg.reason)})"
     )
     out.print(f"  served by: {', '.join(dict.fromkeys(loop.served))}")
     out.print(f"  monitoring: normal traffic: {escape(loop.calm)}")
@@ -81,8 +81,8 @@ def demo(
     )
     d = loop.decision
     out.print(
-        f"  retrained because {escape(loop.cause or '-')}: v{d.get('version', '?')} "
-        f"{d.get('status', '-')} ({escape(str(d.get('reason', '-')))})"
+        f"  retrained because {escape(loop.cause or '-')}: v{d.version if d else '?'} "
+        f"{d.status if d else '-'} ({escape(d.reason if d else '-')})"
     )
     out.print(f"  rollback: {escape(loop.rollback)}")
     out.print(f"  training report: {report_path}")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
 from conveyor.cli._output import EXIT_USAGE, console, conveyor_errors, fmt_time, print_json
+
+if TYPE_CHECKING:
+    from conveyor.registry.lineage import DatasetLineage, ModelLineage
 
 
 def lineage(
@@ -31,15 +34,14 @@ def lineage(
         console(stderr=True).print("[red]error:[/] give a model (NAME:VER) or --dataset FP")
         raise typer.Exit(EXIT_USAGE)
     with conveyor_errors(), Project.load(project) as proj:
-        data = (
-            queries.model_lineage(proj.metadata, proj.artifacts, ref)
-            if ref
-            else queries.dataset_lineage(proj.metadata, dataset or "")
-        )
+        if ref:
+            found = queries.model_lineage(proj.metadata, proj.artifacts, ref)
+        else:
+            by_data = queries.dataset_lineage(proj.metadata, dataset or "")
     if json_:
-        print_json(data)
+        print_json(found.to_json() if ref else by_data.to_json())
         return
-    _print_model(data) if ref else _print_dataset(data)
+    _print_model(found) if ref else _print_dataset(by_data)
 
 
 def audit(
@@ -100,57 +102,51 @@ def audit(
             out.print("no events yet")
 
 
-def _print_model(data: dict[str, Any]) -> None:
+def _print_model(data: ModelLineage) -> None:
     out = console()
-    m, d, r = data["model"], data["dataset"], data["run"]
+    m, d, r = data.model, data.dataset, data.run
     if d:
         out.print(
-            f"[bold]dataset[/] {d['fingerprint'][:16]}  {escape(d['source'])}  "
-            f"{d['n_rows']} rows x {d['n_columns']} cols  (first seen "
-            f"{fmt_time(d['created_at'])})"
+            f"[bold]dataset[/] {d.fingerprint[:16]}  {escape(d.source)}  "
+            f"{d.n_rows} rows x {d.n_columns} cols  (first seen {fmt_time(d.created_at)})"
         )
     if r:
         out.print(
-            f"  -> [bold]run[/] {r['id'][:8]} {r['status']} at {fmt_time(r['started_at'])}"
-            f"  commit {r['git_commit'] or '-'}  config {(r['config_hash'] or '-')[:12]}"
+            f"  -> [bold]run[/] {r.id[:8]} {r.status} at {fmt_time(r.started_at)}"
+            f"  commit {r.git_commit or '-'}  config {(r.config_hash or '-')[:12]}"
         )
-    for c in data["candidates"]:
-        trials = data["trials"].get(c["candidate"], {})
-        mark = "*" if c["chosen"] else " "
+    for c in data.candidates:
+        trials = data.trials.get(c.candidate)
+        mark = "*" if c.chosen else " "
         out.print(
-            f"     {mark} candidate {c['candidate']:<10} "
+            f"     {mark} candidate {c.candidate:<10} "
             + "  ".join(
-                f"{k}={v:.3f}" for k, v in c["metrics"].items() if k in ("f1", "roc_auc", "rmse")
+                f"{k}={v:.3f}" for k, v in c.metrics.items() if k in ("f1", "roc_auc", "rmse")
             )
-            + (f"  ({trials.get('trials', 0)} trials)" if trials else "")
+            + (f"  ({trials.trials} trials)" if trials else "")
         )
-    for g in data["gates"]:
-        out.print(
-            f"     gate {g['metric']} {g['value']:.4g} {g['rule']}: "
-            f"{'pass' if g['passed'] else 'FAIL'}"
-        )
-    out.print(
-        f"  -> [bold]model[/] {m['name']}:{m['version']} {m['status']}: {escape(m['reason'] or '')}"
-    )
-    for h in data["alias_history"]:
+    for g in data.gates.results if data.gates else []:
+        out.print(f"     gate {g.metric} {g.value:.4g} {g.rule}: {'pass' if g.passed else 'FAIL'}")
+    out.print(f"  -> [bold]model[/] {m.name}:{m.version} {m.status}: {escape(m.reason or '')}")
+    for h in data.alias_history:
         before = h["previous_version"] or "-"
         out.print(
             f"     {fmt_time(h['at'])} {h['action']} @{h['alias']} v{before} -> "
             f"v{h['version']} by {h['actor']}"
         )
-    out.print(f"  -> served as {', '.join(data['served_as']) or 'nothing (no alias points here)'}")
+    out.print(f"  -> served as {', '.join(data.served_as) or 'nothing (no alias points here)'}")
 
 
-def _print_dataset(data: dict[str, Any]) -> None:
+def _print_dataset(data: DatasetLineage) -> None:
     out = console()
-    d = data["dataset"]
-    out.print(f"[bold]dataset[/] {d['fingerprint']}  {escape(d['source'])}  {d['n_rows']} rows")
-    for m in data["models"]:
+    d = data.dataset
+    out.print(f"[bold]dataset[/] {d.fingerprint}  {escape(d.source)}  {d.n_rows} rows")
+    for m in data.models:
         out.print(
-            f"  -> {m['model']} {m['status']} (run {(m['run_id'] or '-')[:8]})"
-            + (f"  @{', @'.join(m['aliases'])}" if m["aliases"] else "")
+            f"  -> {m.model} {m.status} (run {(m.run_id or '-')[:8]})"
+            + (f"  @{', @'.join(m.aliases)}" if m.aliases else "")
         )
-    if not data["models"]:
+    if not data.models:
         out.print("  -> no model version was trained on it")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,7 +19,9 @@ from conveyor.cli._output import (
 )
 
 if TYPE_CHECKING:
+    from conveyor.config import MonitoringConfig
     from conveyor.monitoring.monitor import CheckResult
+    from conveyor.project import Project
     from conveyor.watch import CycleResult
 
 ModelOpt = Annotated[
@@ -59,17 +61,15 @@ def monitor(
     from conveyor.watch import run_check
 
     with conveyor_errors(), Project.load(project) as proj:
-        mon = proj.config.monitoring
-        kwargs: dict[str, object] = {}
+        mon = monitoring_settings(proj, window_hours=window, id_column=on)
+        kwargs: dict[str, object] = {"window_seconds": mon.window_hours * 3600}
         if current is not None:
             kwargs.update(current=_table(proj, current), source=current)
-        if window is not None:
-            kwargs["window_seconds"] = window * 3600
         if labels is not None:
             target = proj.config.data.target if proj.config.data else "target"
             kwargs.update(
                 labels=_table(proj, labels),
-                label_key=on or mon.id_column or "request_id",
+                label_key=mon.id_column or "request_id",
                 target=target,
             )
         if no_alerts:
@@ -126,14 +126,29 @@ def watch(
         if once:
             show(cycle(proj, model=model, on_retrain=announce))
             return
+        wait = monitoring_settings(proj, source="conveyor watch", interval_seconds=interval)
         previous = signal.signal(signal.SIGTERM, _stop)
         try:
             out.print(f"watching {proj.root} (Ctrl-C or SIGTERM stops after the cycle)")
-            loop(proj, model=model, interval=interval, stop=stop, on_cycle=show)
+            loop(proj, model=model, interval=wait.interval_seconds, stop=stop, on_cycle=show)
         except KeyboardInterrupt:
             out.print("interrupted")
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+def monitoring_settings(
+    proj: Project, *, source: str = "conveyor monitor", **flags: Any
+) -> MonitoringConfig:
+    """``monitoring:`` of conveyor.yaml, overridden by the flags given (None: not given).
+
+    Raises:
+        ConfigError: a flag value out of the bounds conveyor.yaml would have.
+    """
+    from conveyor.config import with_overrides
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    return with_overrides(proj.config.monitoring, given, source=source)
 
 
 def _table(proj: object, path: str) -> object:
@@ -206,7 +221,7 @@ def _cycle_dict(result: CycleResult) -> dict[str, object]:
         "cooldown_left": result.cooldown_left,
         "retrained": result.retrained,
         "run_id": result.run_id,
-        "decision": result.decision,
+        "decision": None if result.decision is None else result.decision.to_json(),
     }
 
 
@@ -222,8 +237,8 @@ def _print_cycle(result: CycleResult) -> None:
             f"  triggers ({escape(result.cause)}) wait: cooling down {result.cooldown_left:.0f} s"
         )
     if result.retrained:
-        d = result.decision or {}
+        d = result.decision
         out.print(
-            f"  retrained ({result.run_status}): {escape(result.model)}:{d.get('version', '?')} "
-            f"{d.get('status', '')}: {escape(str(d.get('reason', '')))}"
+            f"  retrained ({result.run_status}): {escape(result.model)}:{d.version if d else '?'} "
+            f"{d.status if d else ''}: {escape(d.reason if d else '')}"
         )

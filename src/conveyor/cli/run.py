@@ -40,10 +40,17 @@ def run(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Re-run every step even if a cached result exists.")
     ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Say for each step why it was a cache hit or miss (what changed)."
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run a pipeline; steps whose code, params and inputs are unchanged come from the cache."""
     from conveyor.cli._progress import LiveProgress
+    from conveyor.contracts import Registration
     from conveyor.project import Project
     from conveyor.store.metadata import StepStatus
 
@@ -68,38 +75,43 @@ def run(
                 )
                 raise typer.Exit(130) from None
             record = proj.metadata.get_run(result.run_id)
+            verdicts = explain_verdicts(proj.metadata, record.id) if explain else None
             found = {
                 name: proj.load_artifact(ref.digest)
                 for name, ref in result.outputs.items()
                 if name in ("registration", "rejection", "validation_report", "report_html")
             }
             report_path = export_report(proj.root, record.id, found.pop("report_html", None))
-    model = found.get("registration") or found.get("rejection")
+    chosen = found.get("registration") or found.get("rejection")
+    model = None if chosen is None else Registration.of(chosen)
     validation = found.get("validation_report")
     summary = run_summary(record)
     if json_:
         print_json(
             {
                 **summary,
-                "model": model,
+                "model": None if model is None else model.to_json(),
                 "validation": validation,
                 "report": str(report_path) if report_path else None,
+                **({} if verdicts is None else {"explain": verdicts}),
             }
         )
     if validation is not None and validation["failures"] and not json_:
         from conveyor.cli.data import render_report
 
         render_report(err, validation)
+    if verdicts is not None and not json_:
+        print_verdicts(err, verdicts)
     _print_summary(err, record, result.recovered)
     if model is not None:
         fresh = result.steps.get("register") in (StepStatus.SUCCEEDED, StepStatus.FAILED)
         what = "registered" if fresh else "unchanged (registration reused from the cache)"
         err.print(
-            f"model [bold]{model['name']}:{model['version']}[/] {what}: "
-            f"{styled(model['status'])}, {escape(model['reason'])}"
+            f"model [bold]{model.name}:{model.version}[/] {what}: "
+            f"{styled(model.status)}, {escape(model.reason)}"
         )
-        if model.get("alias"):
-            err.print(f"  promoted: {model['name']}@{model['alias']} -> v{model['version']}")
+        if model.alias is not None:
+            err.print(f"  promoted: {model.name}@{model.alias} -> v{model.version}")
     if report_path is not None:
         err.print(f"report: {report_path}")
     if not result.ok:
@@ -154,6 +166,22 @@ def _print_summary(err: Any, record: Any, recovered: list[str]) -> None:
         f"run [bold]{record.id[:8]}[/] {styled(str(record.status))} in "
         f"{fmt_seconds(record.duration)}"
     )
+
+
+def explain_verdicts(metadata: Any, run_id: str) -> dict[str, str]:
+    """Step name -> why it was a cache hit or miss."""
+    from conveyor.runner.explain import explain_run
+
+    return {e.step: e.reason for e in explain_run(metadata, run_id)}
+
+
+def print_verdicts(out: Any, verdicts: dict[str, str]) -> None:
+    """The ``--explain`` lines: one per step."""
+    width = max((len(name) for name in verdicts), default=0)
+    out.print("[bold]cache:[/]")
+    for name, reason in verdicts.items():
+        colour = "green" if reason.startswith("hit") else "yellow"
+        out.print(f"  {escape(name.ljust(width))}  [{colour}]{escape(reason)}[/]", soft_wrap=True)
 
 
 def export_report(root: Path, run_id: str, html: bytes | None) -> Path | None:

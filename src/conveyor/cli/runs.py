@@ -71,17 +71,21 @@ def show(
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Print failed steps' tracebacks.")
     ] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Say for each step why it was a cache hit or miss.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """One run: steps with status, timing, outputs and errors; parameters and metrics."""
     from rich.table import Table
 
-    from conveyor.cli.run import run_summary
+    from conveyor.cli.run import explain_verdicts, print_verdicts, run_summary
     from conveyor.project import Project
 
     with conveyor_errors(), Project.load(project) as proj:
         record = proj.metadata.get_run(run_id)
         trials = proj.metadata.list_trials(record.id)
+        verdicts = explain_verdicts(proj.metadata, record.id) if explain else None
     if json_:
         print_json(
             {
@@ -89,6 +93,7 @@ def show(
                 "params": record.params,
                 "trials": trials,
                 "tracebacks": {s.name: s.traceback for s in record.steps if s.traceback},
+                **({} if verdicts is None else {"explain": verdicts}),
             }
         )
         return
@@ -108,6 +113,8 @@ def show(
         outputs = ", ".join(f"{o.name}={o.digest[:10]}" for o in s.outputs)
         steps.add_row(s.name, styled(str(s.status)), fmt_seconds(s.duration), outputs)
     out.print(steps)
+    if verdicts is not None:
+        print_verdicts(out, verdicts)
     for s in record.steps:
         if s.error:
             out.print(f"[red]{s.name}:[/] {escape(s.error)}", soft_wrap=True)

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -17,6 +17,7 @@ from conveyor.serving.batch import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
     from conveyor.project import Project
+    from conveyor.serving.app import ServeSettings
 
 ModelOpt = Annotated[
     str | None,
@@ -57,33 +58,32 @@ def serve(
     import uvicorn
 
     from conveyor.project import Project
-    from conveyor.serving.app import SETTINGS_ENV, ServeSettings, create_app
+    from conveyor.serving.app import SETTINGS_ENV, create_app
 
     err = console(stderr=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     with conveyor_errors():
         proj = Project.load(project)
-        cfg = proj.config.serving
-        policy = unknown_categories or cfg.unknown_categories
-        if policy not in ("reject", "unknown"):
-            err.print(f"[red]error:[/] --unknown-categories {policy!r}: choose reject or unknown")
+        if unknown_categories not in (None, "reject", "unknown"):
+            err.print(
+                f"[red]error:[/] --unknown-categories {unknown_categories!r}: "
+                "choose reject or unknown"
+            )
             raise typer.Exit(EXIT_USAGE)
-        settings = ServeSettings(
-            project=str(proj.root),
-            model=proj.model_ref(model),
-            auth=not no_auth and cfg.auth != "none",
-            public_docs=public_docs or cfg.public_docs,
-            unknown_categories=policy,  # type: ignore[arg-type]
-            max_records=cfg.max_records,
-            max_body_bytes=int(cfg.max_body_mb * (1 << 20)),
-            max_file_bytes=int(cfg.max_file_mb * (1 << 20)),
-            max_file_rows=cfg.max_file_rows,
-            log_predictions=cfg.log_predictions and not no_log,
-        )
+        flags: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "unknown_categories": unknown_categories,
+            "auth": "none" if no_auth else None,
+            "public_docs": True if public_docs else None,
+            "log_predictions": False if no_log else None,
+        }
+        settings = serve_settings(proj, model, flags)
         app = create_app(settings, proj)
-    _warn_about_auth(proj, settings.auth)
+    _warn_about_auth(proj, settings.auth_required)
     current = app.state.conveyor.watcher.current
-    bind_host, bind_port, n = host or cfg.host, port or cfg.port, workers or cfg.workers
+    bind_host, bind_port, n = settings.host, settings.port, settings.workers
     err.print(
         f"serving [bold]{current.ref}[/] ({escape(settings.model)}) on "
         f"http://{bind_host}:{bind_port}  (docs: /docs, health: /health, {n} worker(s))"
@@ -100,6 +100,24 @@ def serve(
         workers=n,
         **common,  # type: ignore[arg-type]
     )
+
+
+def serve_settings(
+    proj: Project, model: str | None, flags: dict[str, Any] | None = None
+) -> ServeSettings:
+    """The server's settings: ``serving:`` of conveyor.yaml, overridden by the flags given
+    (a None flag was not given).
+
+    Raises:
+        ConfigError: a flag value out of the bounds conveyor.yaml would have.
+    """
+    from conveyor.serving.app import ServeSettings
+
+    settings = ServeSettings.from_config(
+        proj.config.serving, project=str(proj.root), model=proj.model_ref(model)
+    )
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    return settings.override(**given)
 
 
 def predict(

@@ -1,4 +1,8 @@
-"""Read the training table from where conveyor.yaml says: csv, parquet, sql or mongodb.
+"""Read the training table from where conveyor.yaml says: csv, parquet, sql, mongodb or a plugin.
+
+Each ``data.source.type`` names a source in the :data:`conveyor._plugins.SOURCES` registry: the
+built-ins below, or a :class:`SourceProtocol` another package registers in the entry point group
+``conveyor.sources``.
 
 Credentials come only from ``${VAR}`` references, expanded from the environment or a ``.env``
 file in the project folder; they are masked in :func:`describe` and in every error message, and
@@ -11,10 +15,10 @@ import codecs
 import hashlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from conveyor import _secrets
-from conveyor.errors import DataValidationError
+from conveyor import _plugins, _secrets
+from conveyor.errors import ConveyorError, DataValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -23,7 +27,20 @@ if TYPE_CHECKING:
 
     from conveyor.config import SourceConfig
 
-__all__ = ["FILE_TYPES", "describe", "file_checksum", "iter_chunks", "load", "resolve_path"]
+__all__ = [
+    "FILE_TYPES",
+    "CsvSource",
+    "MongoSource",
+    "ParquetSource",
+    "SourceProtocol",
+    "SqlSource",
+    "describe",
+    "file_checksum",
+    "iter_chunks",
+    "load",
+    "resolve_path",
+    "source_for",
+]
 
 FILE_TYPES = ("csv", "parquet")
 
@@ -47,47 +64,55 @@ def resolve_path(path: str, base_dir: Path) -> str:
     return str((base_dir / Path(path).expanduser()).resolve())
 
 
+class SourceProtocol(Protocol):
+    """What a data source implements; a plugin may also define
+    ``checksum(source, base_dir) -> str | None`` (a fingerprint of the data that changes when it
+    changes: the ingest step is then cached, otherwise it always runs).
+
+    ``source`` is the ``data.source`` section; plugin settings are in ``source.options``.
+    """
+
+    def load(self, source: SourceConfig, base_dir: Path) -> pd.DataFrame:
+        """The whole table; raise :class:`~conveyor.errors.DataValidationError` when it cannot
+        be read, naming what is wrong (never a credential)."""
+
+    def describe(self, source: SourceConfig, base_dir: Path) -> str:
+        """A credential-free description of the source, for lineage and messages."""
+
+
+def source_for(kind: str) -> SourceProtocol:
+    """The source registered as ``kind`` (``csv``, ``parquet``, ``sql``, ``mongodb``, a plugin).
+
+    Raises:
+        ConfigError: unknown kind (listing the available ones), or a broken plugin.
+    """
+    return _plugins.load(_plugins.SOURCES, kind, _make_source)
+
+
 def describe(source: SourceConfig, base_dir: Path) -> str:
     """A credential-free description of the source, for lineage and messages."""
-    if source.type in FILE_TYPES:
-        path = _secrets.expand_or_keep(source.path, "data.source.path", base_dir)
-        return f"{source.type}:{_secrets.mask_uri(resolve_path(path, base_dir))}"
-    if source.type == "sql":
-        url = _secrets.expand_or_keep(source.url, "data.source.url", base_dir)
-        return f"sql:{_secrets.mask_url(url)}:{source.table or 'query'}"
-    uri = _secrets.expand_or_keep(source.uri, "data.source.uri", base_dir)
-    return f"mongodb:{_secrets.mask_url(uri)}:{source.database}.{source.collection}"
+    plugin = source_for(source.type)
+    if _builtin(source):
+        return plugin.describe(source, base_dir)
+    return str(_call_plugin(source, plugin.describe, base_dir))
 
 
 def file_checksum(source: SourceConfig, base_dir: Path) -> str | None:
     """SHA-256 of a file source's bytes (None for databases): changes when the data changes.
 
-    A parquet dataset folder hashes every file in it, with its relative name.
+    A parquet dataset folder hashes every file in it, with its relative name. A plugin source
+    answers through its optional ``checksum`` method (None without one).
 
     Raises:
         DataValidationError: the file is missing or unreadable; names the file.
     """
-    if source.type not in FILE_TYPES:
+    checksum = getattr(source_for(source.type), "checksum", None)
+    if checksum is None:
         return None
-    path, storage, secrets = _file_target(source, base_dir)
-    name = _secrets.mask_uri(path)
-    fs, fs_path = _filesystem(path, storage, name, secrets)
-    info = _stat(fs, fs_path, name, secrets)
-    digest = hashlib.sha256()
-    error: DataValidationError | None = None
-    try:
-        if info.get("type") == "directory":
-            root = fs_path.rstrip("/")
-            for file in sorted(fs.find(fs_path)):
-                digest.update(f"{file[len(root) :]}\0".encode())
-                _hash_into(digest, fs, file)
-        else:
-            _hash_into(digest, fs, fs_path)
-    except Exception as exc:  # any backend failure; the driver message may hold secrets
-        error = _secrets.error(name, f"cannot read: {type(exc).__name__}: {exc}", secrets)
-    if error is not None:
-        raise error from None
-    return digest.hexdigest()
+    if _builtin(source):
+        return cast("str | None", checksum(source, base_dir))
+    value = _call_plugin(source, checksum, base_dir)
+    return None if value is None else str(value)
 
 
 def load(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
@@ -95,22 +120,103 @@ def load(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
 
     ``source.options`` go to ``pandas.read_csv`` / ``read_parquet`` / ``read_sql`` (with
     ``storage_options`` also used for fsspec URIs); for mongodb they are ``filter``,
-    ``projection`` (``_id`` is excluded unless asked for) and ``limit``.
+    ``projection`` (``_id`` is excluded unless asked for) and ``limit``; a plugin source reads
+    them as it documents.
 
     Raises:
+        ConfigError: ``source.type`` is not a known source, or its plugin is broken.
         DataValidationError: the source is missing, empty, unreadable or misconfigured, or a
             ``${VAR}`` is unset; names the file or database, never a credential.
     """
-    for key in _STREAMING:
-        if key in source.options:
-            raise DataValidationError(
-                f"data.source.options.{key}: not supported, conveyor reads the whole source"
-            )
-    if source.type in FILE_TYPES:
+    import pandas as pd
+
+    plugin = source_for(source.type)
+    if _builtin(source):
+        for key in _STREAMING:
+            if key in source.options:
+                raise DataValidationError(
+                    f"data.source.options.{key}: not supported, conveyor reads the whole source"
+                )
+        return plugin.load(source, base_dir)
+    frame = _call_plugin(source, plugin.load, base_dir)
+    if not isinstance(frame, pd.DataFrame):
+        raise DataValidationError(
+            f"data.source: the {source.type} source returned {type(frame).__name__}, "
+            "not a pandas DataFrame"
+        )
+    return frame
+
+
+class _FileSource:
+    """A csv or parquet file, folder or fsspec URI (``data.source.path``)."""
+
+    def load(self, source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         return _load_file(source, base_dir)
-    if source.type == "sql":
+
+    def describe(self, source: SourceConfig, base_dir: Path) -> str:
+        path = _secrets.expand_or_keep(source.path, "data.source.path", base_dir)
+        return f"{source.type}:{_secrets.mask_uri(resolve_path(path, base_dir))}"
+
+    def checksum(self, source: SourceConfig, base_dir: Path) -> str:
+        return _file_checksum(source, base_dir)
+
+
+class CsvSource(_FileSource):
+    """``type: csv``: read with ``pandas.read_csv``."""
+
+
+class ParquetSource(_FileSource):
+    """``type: parquet``: a file or a dataset folder, read with ``pandas.read_parquet``."""
+
+
+class SqlSource:
+    """``type: sql``: a ``query`` or a ``table`` at a SQLAlchemy ``url``."""
+
+    def load(self, source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         return _load_sql(source, base_dir)
-    return _load_mongodb(source, base_dir)
+
+    def describe(self, source: SourceConfig, base_dir: Path) -> str:
+        url = _secrets.expand_or_keep(source.url, "data.source.url", base_dir)
+        return f"sql:{_secrets.mask_url(url)}:{source.table or 'query'}"
+
+
+class MongoSource:
+    """``type: mongodb``: a ``collection`` of a ``database`` at a MongoDB ``uri``."""
+
+    def load(self, source: SourceConfig, base_dir: Path) -> pd.DataFrame:
+        return _load_mongodb(source, base_dir)
+
+    def describe(self, source: SourceConfig, base_dir: Path) -> str:
+        uri = _secrets.expand_or_keep(source.uri, "data.source.uri", base_dir)
+        return f"mongodb:{_secrets.mask_url(uri)}:{source.database}.{source.collection}"
+
+
+def _make_source(obj: Any) -> SourceProtocol:
+    """What a ``conveyor.sources`` entry point names -> a source (a class is instantiated)."""
+    plugin = obj() if isinstance(obj, type) else obj
+    for method in ("load", "describe"):
+        if not callable(getattr(plugin, method, None)):
+            raise TypeError(f"{type(plugin).__qualname__} has no {method}() method")
+    return cast("SourceProtocol", plugin)
+
+
+def _builtin(source: SourceConfig) -> bool:
+    return source.type in _plugins.SOURCES.builtins
+
+
+def _call_plugin(source: SourceConfig, method: Any, base_dir: Path) -> Any:
+    """Call a plugin's method; what it raises becomes a DataValidationError naming the source.
+
+    Like driver errors, a plugin's exception is not chained: its message may hold a credential.
+    """
+    try:
+        return method(source, base_dir)
+    except ConveyorError:
+        raise
+    except Exception as exc:  # a plugin may raise anything
+        _log.debug("the %s source failed", source.type, exc_info=True)
+        problem = f"{type(exc).__name__}: {exc}"
+    raise DataValidationError(f"data.source (type {source.type}): {problem}") from None
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -145,6 +251,28 @@ def _load_file(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         if hint:
             raise _secrets.error(name, f"parsed into a single column{hint}", secrets)
     return frame
+
+
+def _file_checksum(source: SourceConfig, base_dir: Path) -> str:
+    path, storage, secrets = _file_target(source, base_dir)
+    name = _secrets.mask_uri(path)
+    fs, fs_path = _filesystem(path, storage, name, secrets)
+    info = _stat(fs, fs_path, name, secrets)
+    digest = hashlib.sha256()
+    error: DataValidationError | None = None
+    try:
+        if info.get("type") == "directory":
+            root = fs_path.rstrip("/")
+            for file in sorted(fs.find(fs_path)):
+                digest.update(f"{file[len(root) :]}\0".encode())
+                _hash_into(digest, fs, file)
+        else:
+            _hash_into(digest, fs, fs_path)
+    except Exception as exc:  # any backend failure; the driver message may hold secrets
+        error = _secrets.error(name, f"cannot read: {type(exc).__name__}: {exc}", secrets)
+    if error is not None:
+        raise error from None
+    return digest.hexdigest()
 
 
 def iter_chunks(

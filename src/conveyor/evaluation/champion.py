@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
+from conveyor.contracts import Decision
 from conveyor.evaluation.metrics import higher_is_better
 
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether the challenger should replace the champion, and why (recorded for audit)."""
-
-    promote: bool
-    reason: str
-    metric: str
-    challenger: float
-    champion: float | None = None
-    champion_version: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for artifacts and events."""
-        return asdict(self)
+__all__ = ["Decision", "decide"]
 
 
 def decide(
@@ -43,7 +27,13 @@ def decide(
             if champion_version is None
             else f"champion v{champion_version} could not be scored"
         )
-        return Decision(True, reason, metric, challenger, None, champion_version)
+        return Decision(
+            promote=True,
+            reason=reason,
+            metric=metric,
+            challenger=challenger,
+            champion_version=champion_version,
+        )
     gain = challenger - champion if higher_is_better(metric) else champion - challenger
     won = gain > 0 and gain >= min_improvement - 1e-12  # float noise: 0.82 - 0.80 < 0.02
     verdict = "beats" if won else "does not beat"
@@ -51,4 +41,11 @@ def decide(
         f"{metric} {challenger:.4f} {verdict} champion v{champion_version} "
         f"{champion:.4f} by the required {min_improvement:g} (gain {gain:+.4f})"
     )
-    return Decision(won, reason, metric, challenger, champion, champion_version)
+    return Decision(
+        promote=won,
+        reason=reason,
+        metric=metric,
+        challenger=challenger,
+        champion=champion,
+        champion_version=champion_version,
+    )

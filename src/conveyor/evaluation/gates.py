@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import operator
-import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from conveyor._config_values import GateRule, ValueProblem
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "==": operator.eq,
 }
-_RULE = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -51,20 +50,19 @@ class GateResult:
 
 
 def parse_gates(gates: Mapping[str, str], *, where: str = "evaluation.gates") -> list[Gate]:
-    """Parse ``{metric: "op number"}``.
+    """Parse ``{metric: "op number"}``: rules parsed at config load (``GateRule``, as in
+    ``EvaluationConfig.gates``) are used as they are, plain text goes through the same parser.
 
     Raises:
         ConfigError: a rule is not ``>=``, ``>``, ``<=``, ``<`` or ``==`` followed by a number.
     """
     parsed = []
-    for metric, rule in gates.items():
-        match = _RULE.match(str(rule))
-        if match is None:
-            raise ConfigError(
-                f'{where}.{metric}: {rule!r} is not a gate; write e.g. ">= 0.70" '
-                "(operators >= > <= < ==)"
-            )
-        parsed.append(Gate(metric, match[1], float(match[2])))
+    for metric, text in gates.items():
+        try:
+            rule = GateRule.parse(text)
+        except ValueProblem as exc:
+            raise ConfigError(exc.located(f"{where}.{metric}")) from None
+        parsed.append(Gate(metric, rule.op, rule.threshold))
     return parsed
 
 

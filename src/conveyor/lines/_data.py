@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor._text import short_list
 from conveyor.config import SourceConfig
+from conveyor.contracts import DatasetVersion
 from conveyor.data import sources, split, versioning
 from conveyor.data.schema import Schema, load_schema
 from conveyor.data.target import check_classes, infer_task, resolve_positive
@@ -93,46 +94,46 @@ def _ingest(
     checksum: str | None,
     schema_hash: str,
     ignore_row_order: bool,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, DatasetVersion]:
     src = SourceConfig(**source)
     df = sources.load(src, Path(base_dir))
-    dataset = {
-        "fingerprint": versioning.fingerprint(
+    dataset = DatasetVersion(
+        fingerprint=versioning.fingerprint(
             df, schema_hash=schema_hash, ignore_row_order=ignore_row_order
         ),
-        "source": sources.describe(src, Path(base_dir)),
-        "rows": len(df),
-        "columns": len(df.columns),
-        "schema_hash": schema_hash,
-        "checksum": checksum,
-    }
+        source=sources.describe(src, Path(base_dir)),
+        rows=len(df),
+        columns=len(df.columns),
+        schema_hash=schema_hash,
+        checksum=checksum,
+    )
     return df, dataset
 
 
 def _validate(
     ctx: StepContext,
     raw: pd.DataFrame,
-    dataset: dict[str, Any],
+    dataset: DatasetVersion,
     *,
     schema: dict[str, Any],
     target: str,
 ) -> pd.DataFrame:
     ctx.metadata.record_dataset(
-        dataset["fingerprint"],
-        source=dataset["source"],
-        n_rows=dataset["rows"],
-        n_columns=dataset["columns"],
-        schema_hash=dataset["schema_hash"],
+        dataset.fingerprint,
+        source=dataset.source,
+        n_rows=dataset.rows,
+        n_columns=dataset.columns,
+        schema_hash=dataset.schema_hash,
         digest=ctx.input_digests["raw"],
         run_id=ctx.run_id,
     )
     if target not in raw.columns:
         raise DataValidationError(
-            f"{dataset['source']}: target column {target!r} (data.target) is missing; "
+            f"{dataset.source}: target column {target!r} (data.target) is missing; "
             f"columns: {short_list(raw.columns, limit=10)}"
         )
     clean, report = validate_frame(
-        raw, Schema.model_validate(schema), source=dataset["source"], target=target
+        raw, Schema.model_validate(schema), source=dataset.source, target=target
     )
     ctx.attach("validation_report", report.to_dict())
     ctx.log_metrics(
@@ -154,7 +155,7 @@ def _validate(
 def _split(
     ctx: StepContext,
     clean: pd.DataFrame,
-    dataset: dict[str, Any],
+    dataset: DatasetVersion,
     *,
     target: str,
     test_size: float,
@@ -188,7 +189,7 @@ def _split(
                 "training.tuning.cv",
             )
     except DataValidationError as exc:
-        raise DataValidationError(f"{dataset['source']}: {exc}") from None
+        raise DataValidationError(f"{dataset.source}: {exc}") from None
     names = ("train", "validation", "test") if len(parts) == 3 else ("train", "test")
     ctx.log_metrics({f"split.{n}_rows": len(part) for n, part in zip(names, parts, strict=True)})
     return parts

@@ -6,9 +6,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from conveyor.contracts import (
+    CANDIDATE_TAG,
+    REFERENCE_PROFILE_TAG,
+    ColumnSignature,
+    DatasetVersion,
+    Evaluation,
+    GateReport,
+    ModelSignature,
+    ModelStatus,
+    Registration,
+)
 from conveyor.errors import ConveyorError, GateFailedError, ModelNotFoundError
 from conveyor.evaluation import champion, metrics
-from conveyor.registry import versions
+from conveyor.registry import governance, versions
+from conveyor.store.metadata import MetadataStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,9 +32,9 @@ def register(
     ctx: StepContext,
     model: Any,
     test: pd.DataFrame,
-    evaluation: dict[str, Any],
-    gates: dict[str, Any],
-    dataset: dict[str, Any],
+    evaluation: Evaluation,
+    gates: GateReport,
+    dataset: DatasetVersion,
     reference_profile: dict[str, Any] | None = None,
     *,
     model_name: str,
@@ -33,22 +45,24 @@ def register(
     require_approval: bool,
     schema: dict[str, Any] | None = None,
     unused_columns: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Registration:
     """Register the best model; promote it to ``alias`` when gates pass and it beats the champion.
 
     Raises:
         GateFailedError: after registering the version as rejected, when a gate failed.
     """
-    primary = evaluation["primary"]
-    score = evaluation["metrics"][primary]
+    store = _store(ctx)
+    primary = evaluation.primary
+    score = evaluation.score
     incumbent, incumbent_score = _champion(
         ctx,
+        store,
         model_name,
         alias,
         test,
         target=target,
-        task=evaluation["task"],
-        positive=evaluation.get("positive", positive),
+        task=evaluation.task,
+        positive=evaluation.positive if evaluation.positive is not None else positive,
         metric=primary,
     )
     decision = champion.decide(
@@ -58,37 +72,34 @@ def register(
         min_improvement=min_improvement,
         champion_version=incumbent,
     )
-    if not gates["passed"]:
-        status, reason = "rejected", "failed gates: " + "; ".join(gates["failed"])
+    if not gates.passed:
+        status, reason = ModelStatus.REJECTED, "failed gates: " + "; ".join(gates.failed)
     elif not decision.promote:
-        status, reason = "rejected", decision.reason
+        status, reason = ModelStatus.REJECTED, decision.reason
     elif require_approval:
-        status, reason = "candidate", f"{decision.reason}; waiting for approval"
+        status, reason = ModelStatus.CANDIDATE, f"{decision.reason}; waiting for approval"
     else:
-        status, reason = "approved", decision.reason
-    run = ctx.metadata.get_run(ctx.run_id)
-    record = ctx.metadata.register_model_version(
+        status, reason = ModelStatus.APPROVED, decision.reason
+    promoted = status in governance.ALIAS_HOLDERS
+    run = store.get_run(ctx.run_id)
+    tags = {CANDIDATE_TAG: evaluation.best}
+    if reference_profile is not None:
+        tags[REFERENCE_PROFILE_TAG] = ctx.input_digests["reference_profile"]
+    record = governance.register(
+        store,
         model_name,
         digest=ctx.input_digests["model"],
         run_id=ctx.run_id,
-        dataset=dataset["fingerprint"],
-        metrics=evaluation["metrics"],
+        dataset=dataset.fingerprint,
+        metrics=evaluation.metrics,
         signature=_signature(evaluation, schema or {}, target, unused_columns or []),
-        tags={
-            "candidate": evaluation["best"],
-            **(
-                {"reference_profile": ctx.input_digests["reference_profile"]}
-                if reference_profile is not None
-                else {}
-            ),
-        },
+        tags=tags,
         git_commit=run.git_commit,
         config_hash=run.config_hash,
         status=status,
         reason=reason,
-        alias=alias if status == "approved" else None,  # one transaction with the version
+        alias=alias if promoted else None,  # one transaction with the version
     )
-    promoted = status == "approved"
     ctx.log_metrics(
         {
             "decision.promoted": float(promoted),
@@ -96,16 +107,16 @@ def register(
             **({"decision.champion": incumbent_score} if incumbent_score is not None else {}),
         }
     )
-    registration = {
-        "name": record.name,
-        "version": record.version,
-        "digest": record.digest,
-        "status": status,
-        "reason": reason,
-        "alias": alias if promoted else None,
-        "decision": decision.to_dict(),
-    }
-    if not gates["passed"]:
+    registration = Registration(
+        name=record.name,
+        version=record.version,
+        digest=record.digest,
+        status=status,
+        reason=reason,
+        alias=alias if promoted else None,
+        decision=decision,
+    )
+    if not gates.passed:
         ctx.attach("rejection", registration)  # kept although the step fails
         raise GateFailedError(
             f"{model_name}:{record.version} {reason}; registered as rejected, nothing promoted"
@@ -113,26 +124,37 @@ def register(
     return registration
 
 
+def _store(ctx: StepContext) -> MetadataStore:
+    """The run's store in every role (the register step reads runs and writes the registry)."""
+    store = ctx.metadata
+    if not isinstance(store, MetadataStore):
+        raise TypeError(f"the register step needs a full metadata store, got {type(store)}")
+    return store
+
+
 def _signature(
-    evaluation: dict[str, Any], schema: dict[str, Any], target: str, unused: list[str]
-) -> dict[str, Any]:
+    evaluation: Evaluation, schema: dict[str, Any], target: str, unused: list[str]
+) -> ModelSignature:
     """The model's inputs: names and dtypes as trained, with the schema's categories and
     ranges (what serving validates requests against); ``unused`` columns (ids the features
     drop) are optional when serving."""
     columns = {
-        name: {**schema.get(name, {"dtype": trained}), "trained_dtype": trained}
-        for name, trained in evaluation["signature"].items()
+        name: ColumnSignature.model_validate(
+            {**schema.get(name, {"dtype": trained}), "trained_dtype": trained}
+        )
+        for name, trained in evaluation.signature.items()
     }
-    return {
-        "columns": columns,
-        "task": evaluation["task"],
-        "target": target,
-        "unused": [c for c in unused if c in columns],
-    }
+    return ModelSignature(
+        columns=columns,
+        task=evaluation.task,
+        target=target,
+        unused=[c for c in unused if c in columns],
+    )
 
 
 def _champion(
     ctx: StepContext,
+    store: MetadataStore,
     name: str,
     alias: str,
     test: pd.DataFrame,
@@ -145,11 +167,11 @@ def _champion(
     """The current champion's version and its score on this test set (None when absent or it
     cannot score these data, e.g. after a schema change)."""
     try:
-        version = ctx.metadata.get_alias(name, alias)
+        version = store.get_alias(name, alias)
     except ModelNotFoundError:
         return None, None
     try:
-        incumbent = versions.load(ctx.metadata, ctx.artifacts, f"{name}:{version}")
+        incumbent = versions.load(store, ctx.artifacts, f"{name}:{version}")
         scores = metrics.evaluate(incumbent, test, target=target, task=task, positive=positive)
     except (ConveyorError, ValueError, KeyError, TypeError):
         return version, None

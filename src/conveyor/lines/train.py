@@ -6,6 +6,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from conveyor.config import CandidateConfig, FeaturesConfig, ProjectConfig
+from conveyor.contracts import (
+    Baseline,
+    DatasetVersion,
+    Evaluation,
+    GateCheck,
+    GateReport,
+    LeaderboardRow,
+    TuningSummary,
+)
 from conveyor.data.target import infer_task, resolve_positive
 from conveyor.errors import ConfigError
 from conveyor.evaluation import gates as gate_rules
@@ -220,7 +229,7 @@ def _tune(
     metric: str,
     workers: int,
     timeout: float | None,
-) -> dict[str, Any]:
+) -> TuningSummary:
     from dataclasses import asdict
 
     from conveyor.training.tuning import tune
@@ -255,18 +264,18 @@ def _tune(
             f"tune.{spec.name}.kept_configured": float(result.kept_configured),
         }
     )
-    return {
-        "candidate": spec.name,
-        "metric": result.metric,
-        "best_value": result.best_value,
-        "best_params": result.best_params,
-        "trials": len(done),
-    }
+    return TuningSummary(
+        candidate=spec.name,
+        metric=result.metric,
+        best_value=result.best_value,
+        best_params=result.best_params,
+        trials=len(done),
+    )
 
 
 def _train(
     train: pd.DataFrame,
-    tuning: dict[str, Any] | None = None,
+    tuning: TuningSummary | None = None,
     *,
     target: str,
     features: dict[str, Any],
@@ -281,7 +290,7 @@ def _train(
         features=FeaturesConfig(**features),
         candidate=CandidateConfig(**candidate),
         seed=seed,
-        params=tuning["best_params"] if tuning else None,
+        params=tuning.best_params if tuning else None,
     )
 
 
@@ -300,17 +309,17 @@ def _evaluate(
     features: dict[str, Any] | None = None,
     candidates: dict[str, dict[str, Any]] | None = None,
     **fitted: Any,
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Any, Evaluation]:
     from conveyor.training.select import cv_score, fit_baseline
 
     task = task or infer_task(train[target])
     if task == "classification":
         positive = resolve_positive(train[target].unique(), positive, where="data.positive_class")
     models = {k: v for k, v in fitted.items() if k.startswith("model_")}
-    board: list[dict[str, Any]] = []
+    board: list[LeaderboardRow] = []
     for key, model in sorted(models.items()):
         name = key.removeprefix("model_")
-        tuning = fitted.get(f"tuning_{name}")
+        tuning: TuningSummary | None = fitted.get(f"tuning_{name}")
         scores = metrics.evaluate(model, test, target=target, task=task, positive=positive)
         if primary not in scores:
             raise ConfigError(
@@ -319,8 +328,8 @@ def _evaluate(
             )
         cv_value = None
         if select == "cv":
-            if tuning is not None and tuning["metric"] == primary:
-                cv_value = float(tuning["best_value"])
+            if tuning is not None and tuning.metric == primary:
+                cv_value = tuning.best_value
             else:
                 cv_value = cv_score(
                     CandidateConfig(**(candidates or {})[name]),
@@ -332,58 +341,51 @@ def _evaluate(
                     metric=primary,
                     cv=cv,
                     seed=seed,
-                    params=tuning["best_params"] if tuning else None,
+                    params=tuning.best_params if tuning else None,
                 )
         board.append(
-            {
-                "candidate": name,
-                "metrics": scores,
-                "cv": cv_value,
-                "params": _set_params(model.named_steps["estimator"]),
-                "tuning": None
-                if tuning is None
-                else {
-                    "trials": tuning["trials"],
-                    "best_value": tuning["best_value"],
-                    "metric": tuning["metric"],
-                    "best_params": tuning["best_params"],
-                },
-            }
+            LeaderboardRow(
+                candidate=name,
+                metrics=scores,
+                cv=cv_value,
+                params=_set_params(model.named_steps["estimator"]),
+                tuning=None if tuning is None else tuning.outcome(),
+            )
         )
         ctx.log_metrics({f"{name}.{k}": v for k, v in scores.items()})
     sign = 1 if metrics.higher_is_better(primary) else -1
     ranked_by = "cv" if select == "cv" else "test"
 
-    def rank(row: dict[str, Any]) -> tuple[float, str]:
-        value = row["cv"] if ranked_by == "cv" else row["metrics"][primary]
-        return (-sign * value, row["candidate"])
+    def rank(row: LeaderboardRow) -> tuple[float, str]:
+        value = row.cv if ranked_by == "cv" and row.cv is not None else row.metrics[primary]
+        return (-sign * value, row.candidate)
 
     board.sort(key=rank)
     best = board[0]
-    ctx.log_metrics({f"test.{k}": v for k, v in best["metrics"].items()})
+    ctx.log_metrics({f"test.{k}": v for k, v in best.metrics.items()})
     dummy, strategy = fit_baseline(train, target=target, task=task, metric=primary)
     baseline = metrics.evaluate(dummy, test, target=target, task=task, positive=positive)
     ctx.log_metrics({f"baseline.{k}": v for k, v in baseline.items()})
     X = test.drop(columns=[target])
-    chosen = models[f"model_{best['candidate']}"]
+    chosen = models[f"model_{best.candidate}"]
     if task == "classification" and positive is None:
         positive = list(chosen.classes_)[-1]
-    evaluation = {
-        "task": task,
-        "primary": primary,
-        "best": best["candidate"],
-        "selected_by": f"{cv}-fold cross-validation on the training split"
+    evaluation = Evaluation(
+        task=task,
+        primary=primary,
+        best=best.candidate,
+        selected_by=f"{cv}-fold cross-validation on the training split"
         if ranked_by == "cv"
         else "test split"
         if len(board) > 1
         else "only candidate",
-        "positive": _plain(positive),
-        "metrics": best["metrics"],
-        "baseline": {"strategy": strategy, "metrics": baseline},
-        "leaderboard": board,
-        "test_rows": len(test),
-        "signature": {c: str(X[c].dtype) for c in X.columns},
-    }
+        positive=_plain(positive),
+        metrics=best.metrics,
+        baseline=Baseline(strategy=strategy, metrics=baseline),
+        leaderboard=board,
+        test_rows=len(test),
+        signature={c: str(X[c].dtype) for c in X.columns},
+    )
     return chosen, evaluation
 
 
@@ -391,7 +393,7 @@ def _profile(
     model: Any,
     train: pd.DataFrame,
     test: pd.DataFrame,
-    evaluation: dict[str, Any],
+    evaluation: Evaluation,
     *,
     target: str,
     drop: list[str],
@@ -404,14 +406,14 @@ def _profile(
     X = test.drop(columns=[target])
     predictions = model.predict(X)
     probabilities = classes = None
-    if evaluation["task"] == "classification" and hasattr(model, "predict_proba"):
+    if evaluation.task == "classification" and hasattr(model, "predict_proba"):
         probabilities, classes = model.predict_proba(X), model.classes_
     profile = build_profile(
         features,
         predictions=predictions,
         probabilities=probabilities,
-        positive=evaluation.get("positive"),
-        task=evaluation["task"],
+        positive=evaluation.positive,
+        task=evaluation.task,
         classes=classes,
     )
     return profile.to_dict()
@@ -419,40 +421,40 @@ def _profile(
 
 def _gate(
     ctx: StepContext,
-    evaluation: dict[str, Any],
+    evaluation: Evaluation,
     *,
     gates: dict[str, str],
     beat_baseline: bool = True,
-) -> dict[str, Any]:
-    results = gate_rules.check_gates(gate_rules.parse_gates(gates), evaluation["metrics"])
-    baseline = evaluation.get("baseline")
+) -> GateReport:
+    results = gate_rules.check_gates(gate_rules.parse_gates(gates), evaluation.metrics)
+    baseline = evaluation.baseline
     if beat_baseline and baseline is not None:
         results.append(
             gate_rules.check_baseline(
-                evaluation["primary"],
-                evaluation["metrics"],
-                baseline["metrics"],
-                strategy=baseline["strategy"],
+                evaluation.primary,
+                evaluation.metrics,
+                baseline.metrics,
+                strategy=baseline.strategy,
             )
         )
     passed = all(r.passed for r in results)
     ctx.log_metrics(
         {"gates.passed": float(passed), "gates.failed": sum(not r.passed for r in results)}
     )
-    return {
-        "passed": passed,
-        "results": gate_rules.as_dicts(results),
-        "failed": [r.describe() for r in results if not r.passed],
-    }
+    return GateReport(
+        passed=passed,
+        results=[GateCheck.model_validate(r) for r in gate_rules.as_dicts(results)],
+        failed=[r.describe() for r in results if not r.passed],
+    )
 
 
 def _report(
     ctx: StepContext,
     model: Any,
     test: pd.DataFrame,
-    evaluation: dict[str, Any],
-    gates: dict[str, Any],
-    dataset: dict[str, Any],
+    evaluation: Evaluation,
+    gates: GateReport,
+    dataset: DatasetVersion,
     *,
     target: str,
     model_name: str,
@@ -466,8 +468,8 @@ def _report(
         model,
         test,
         target=target,
-        task=evaluation["task"],
-        positive=evaluation["positive"],
+        task=evaluation.task,
+        positive=evaluation.positive,
         seed=seed,
         importance_repeats=importance["repeats"],
         importance_max_rows=importance["max_rows"],
@@ -475,15 +477,15 @@ def _report(
     payload = {
         "run_id": ctx.run_id,
         "model_name": model_name,
-        "data": {k: dataset[k] for k in ("fingerprint", "source", "rows", "columns")},
-        "task": evaluation["task"],
-        "primary": evaluation["primary"],
-        "leaderboard": evaluation["leaderboard"],
-        "best": evaluation["best"],
-        "metrics": evaluation["metrics"],
-        "gates": gates["results"],
-        "baseline": evaluation.get("baseline"),
-        "selected_by": evaluation.get("selected_by"),
+        "data": dataset.model_dump(include={"fingerprint", "source", "rows", "columns"}),
+        "task": evaluation.task,
+        "primary": evaluation.primary,
+        "leaderboard": [row.to_json() for row in evaluation.leaderboard],
+        "best": evaluation.best,
+        "metrics": evaluation.metrics,
+        "gates": [g.to_json() for g in gates.results],
+        "baseline": evaluation.baseline.to_json() if evaluation.baseline else None,
+        "selected_by": evaluation.selected_by,
         "decision": None,
         "diagnostics": diagnostics,
     }

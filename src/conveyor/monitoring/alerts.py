@@ -1,9 +1,12 @@
-"""Alerts: log, webhook (JSON POST, retried) and Slack-compatible payloads, deduplicated.
+"""Alerts: log, webhook (JSON POST, retried), Slack-compatible payloads or a plugin, deduplicated.
 
 An alert has a ``key`` (e.g. ``drift:visa-approval``): the same key is sent at most once per
 cooldown, so a drift that persists for hours does not page anyone every minute. Sends and
 suppressions are audit events (``alert.sent``, ``alert.suppressed``), which is also where the
 cooldown is read from, so it holds across processes and restarts.
+
+Channels are found by ``type`` in the :data:`conveyor._plugins.ALERTS` registry: the built-ins
+below, or a factory another package registers in the entry point group ``conveyor.alerts``.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from conveyor import _plugins
 from conveyor._secrets import host_only
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from conveyor.config import AlertConfig
-    from conveyor.store.metadata import SqlMetadataStore
+    from conveyor.store.metadata import AuditLog
 
 log = logging.getLogger("conveyor.monitoring")
 
@@ -61,13 +67,28 @@ class Alert:
 
 
 class Channel(Protocol):
-    """Where alerts go."""
+    """Where alerts go.
+
+    A plugin (entry point group ``conveyor.alerts``) is a callable, usually the channel class,
+    taking the channel's :class:`~conveyor.config.AlertConfig` (its own settings are in
+    ``config.options``) and returning a channel; a setting it cannot use raises ``ValueError``.
+    Its ``on`` is taken from the config when it has none.
+    """
 
     name: str
     on: str
 
     def send(self, alert: Alert) -> None:
         """Deliver ``alert``; raise on failure (after any retries)."""
+
+
+class ChannelSettingError(ValueError):
+    """A channel cannot be made from its config; ``key`` names the field (or "" for the
+    section)."""
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class LogChannel:
@@ -77,6 +98,11 @@ class LogChannel:
 
     def __init__(self, on: str = "any") -> None:
         self.on = on
+
+    @classmethod
+    def from_config(cls, config: AlertConfig) -> LogChannel:
+        """The channel for a ``type: log`` entry of ``monitoring.alerts``."""
+        return cls(on=config.on)
 
     def send(self, alert: Alert) -> None:
         log.warning("ALERT %s: %s", alert.title, alert.message)
@@ -102,6 +128,24 @@ class WebhookChannel:
         self.retries = retries
         self.on = on
         self.backoff = backoff
+
+    @classmethod
+    def from_config(cls, config: AlertConfig) -> WebhookChannel:
+        """The channel for an entry of ``monitoring.alerts``; ``url`` may use ``${VAR}``.
+
+        Raises:
+            ChannelSettingError: no url, or an unset variable in it.
+        """
+        import os
+        import string
+
+        if not config.url:
+            raise ChannelSettingError(f"{config.type} needs a url")
+        try:
+            url = string.Template(config.url).substitute(os.environ)
+        except KeyError as exc:
+            raise ChannelSettingError(f"${{{exc.args[0]}}} is not set", key="url") from None
+        return cls(url, timeout=config.timeout, retries=config.retries, on=config.on)
 
     def body(self, alert: Alert) -> dict[str, Any]:
         """What to POST."""
@@ -146,35 +190,69 @@ def channels_from_config(configs: list[AlertConfig]) -> list[Channel]:
     """Channels from ``monitoring.alerts``; URLs may use ``${VAR}`` from the environment.
 
     Raises:
-        ConfigError: a webhook or slack channel without a URL, or an unset variable.
+        ConfigError: an unknown or broken channel type, a webhook or slack channel without a
+            URL, an unset variable, or a setting a plugin channel refuses.
     """
-    import os
-    import string
-
     from conveyor.errors import ConfigError
 
     made: list[Channel] = []
     for i, cfg in enumerate(configs):
-        if cfg.type == "log":
-            made.append(LogChannel(on=cfg.on))
-            continue
-        if not cfg.url:
-            raise ConfigError(f"conveyor.yaml: monitoring.alerts[{i}]: {cfg.type} needs a url")
+        factory = _plugins.load(_plugins.ALERTS, cfg.type, _channel_factory)
         try:
-            url = string.Template(cfg.url).substitute(os.environ)
-        except KeyError as exc:
-            raise ConfigError(
-                f"conveyor.yaml: monitoring.alerts[{i}].url: ${{{exc.args[0]}}} is not set"
-            ) from None
-        cls = SlackChannel if cfg.type == "slack" else WebhookChannel
-        made.append(cls(url, timeout=cfg.timeout, retries=cfg.retries, on=cfg.on))
+            channel = factory(cfg)
+        except ValueError as exc:  # ChannelSettingError, or a plugin's own ValueError
+            key = _key(exc)
+            where = f"monitoring.alerts[{i}]" + (f".{key}" if key else "")
+            raise ConfigError(f"conveyor.yaml: {where}: {exc}") from None
+        if cfg.type not in _plugins.ALERTS.builtins:
+            channel = _PluginChannel(channel, cfg)
+        made.append(channel)
     return made
+
+
+def _key(exc: ValueError) -> str:
+    return exc.key if isinstance(exc, ChannelSettingError) else ""
+
+
+def _channel_factory(obj: Any) -> Callable[[AlertConfig], Channel]:
+    """What a ``conveyor.alerts`` entry point names -> a factory of channels."""
+    if not callable(obj):
+        raise TypeError(f"{type(obj).__name__} is not callable")
+    factory: Callable[[AlertConfig], Channel] = obj
+    return factory
+
+
+class _PluginChannel:
+    """A plugin's channel: must have ``send``; whatever it raises, or ``send`` returning False,
+    is an :class:`AlertError`, so one broken channel does not stop the others."""
+
+    def __init__(self, channel: Any, config: AlertConfig) -> None:
+        from conveyor.errors import ConfigError
+
+        if not callable(getattr(channel, "send", None)):
+            raise ConfigError(
+                f"conveyor.yaml: monitoring.alerts: the {config.type} alert channel plugin made "
+                f"{type(channel).__name__}, which has no send(alert) method"
+            )
+        self._channel = channel
+        self.name = str(getattr(channel, "name", None) or config.type)
+        self.on = str(getattr(channel, "on", None) or config.on)
+
+    def send(self, alert: Alert) -> None:
+        try:
+            delivered = self._channel.send(alert)
+        except AlertError:
+            raise
+        except Exception as exc:  # a plugin may raise anything
+            raise AlertError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        if delivered is False:
+            raise AlertError(f"{self.name}: not delivered")
 
 
 def dispatch(
     alert: Alert,
     channels: list[Channel],
-    metadata: SqlMetadataStore,
+    metadata: AuditLog,
     *,
     cooldown_seconds: float,
 ) -> list[str]:

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from conveyor.store.artifacts import AbstractArtifactStore
-    from conveyor.store.metadata import PredictionLogRecord, SqlMetadataStore
+    from conveyor.store.metadata import PredictionLogRecord, ServingStore
 
 # Columns of the prediction log besides the model's inputs (written by conveyor.serving).
 PREDICTION = "prediction"
@@ -19,7 +19,7 @@ PROBA_PREFIX = "proba_"
 
 
 def read_log(
-    metadata: SqlMetadataStore,
+    metadata: ServingStore,
     artifacts: AbstractArtifactStore,
     model_name: str,
     *,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from conveyor.config import DriftColumnConfig, DriftConfig
 from conveyor.monitoring.profile import ColumnProfile, ReferenceProfile, is_numeric
 
 if TYPE_CHECKING:
@@ -43,27 +44,10 @@ Verdict = Literal["drift", "ok", "not enough data"]
 EPS = 1e-4  # floor for empty bins in PSI and chi-square
 
 
-@dataclass(frozen=True)
-class ColumnRule:
-    """Per-column overrides of the defaults."""
-
-    threshold: float | None = None
-    p_value: float | None = None
-    method: Method = "auto"
-    ignore: bool = False
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    """Thresholds of the default rule (``monitoring.drift`` in conveyor.yaml)."""
-
-    threshold: float = 0.1
-    p_value: float = 0.05
-    share: float = 0.5
-    min_rows: int = 100
-    small_sample: int = 1000
-    missing_delta: float = 0.05
-    columns: dict[str, ColumnRule] = field(default_factory=dict)
+# The settings ARE the config models: one set of defaults and bounds, checked at load.
+ColumnRule = DriftColumnConfig  # per-column overrides (``monitoring.drift.columns.NAME``)
+DriftSettings = DriftConfig  # thresholds of the default rule (``monitoring.drift``)
+_NO_RULE = ColumnRule()
 
 
 @dataclass
@@ -154,7 +138,7 @@ def detect(
     columns = [
         _column(profile, current[name], settings)
         for name, profile in reference.columns.items()
-        if name in current.columns and not settings.columns.get(name, ColumnRule()).ignore
+        if name in current.columns and not settings.columns.get(name, _NO_RULE).ignore
     ]
     _adjust(columns, settings)
     outs: list[ColumnDrift] = []
@@ -179,7 +163,7 @@ def detect(
 
 
 def _column(profile: ColumnProfile, series: pd.Series, settings: DriftSettings) -> ColumnDrift:
-    rule = settings.columns.get(profile.name, ColumnRule())
+    rule = settings.columns.get(profile.name, _NO_RULE)
     missing = series.isna().to_numpy()
     n_missing = int(missing.sum())
     n_current = len(series) - n_missing

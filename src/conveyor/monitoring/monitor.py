@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conveyor._text import short_list
+from conveyor.contracts import REFERENCE_PROFILE_TAG
 from conveyor.errors import ConfigError
 from conveyor.monitoring.alerts import Alert, dispatch
 from conveyor.monitoring.current import PREDICTION, PROBA_PREFIX, REQUEST_ID, read_log
@@ -28,9 +29,7 @@ if TYPE_CHECKING:
 
     from conveyor.monitoring.alerts import Channel
     from conveyor.store.artifacts import AbstractArtifactStore
-    from conveyor.store.metadata import ModelVersionRecord, SqlMetadataStore
-
-PROFILE_TAG = "reference_profile"
+    from conveyor.store.metadata import MetadataStore, ModelVersionRecord
 
 
 @dataclass
@@ -54,7 +53,7 @@ class CheckResult:
 
 
 def reference_profile(
-    metadata: SqlMetadataStore, artifacts: AbstractArtifactStore, record: ModelVersionRecord
+    metadata: MetadataStore, artifacts: AbstractArtifactStore, record: ModelVersionRecord
 ) -> ReferenceProfile:
     """The profile saved with a model version at training time.
 
@@ -62,7 +61,7 @@ def reference_profile(
         ConfigError: the version has none (trained before profiles existed, or outside the
             train line): retrain it.
     """
-    digest = record.tags.get(PROFILE_TAG)
+    digest = record.tags.get(REFERENCE_PROFILE_TAG)
     if not digest:
         raise ConfigError(
             f"{record.name}:{record.version} has no reference profile (registered before "
@@ -134,7 +133,7 @@ def score(model: Any, features: pd.DataFrame, *, task: str = "classification") -
 
 
 def check(
-    metadata: SqlMetadataStore,
+    metadata: MetadataStore,
     artifacts: AbstractArtifactStore,
     model_ref: str,
     *,
@@ -166,7 +165,11 @@ def check(
     now = time.time() if now is None else now
     record = versions.resolve(metadata, model_ref)
     profile = reference_profile(metadata, artifacts, record)
-    task = (record.signature or {}).get("task") or profile.task or "classification"
+    try:
+        signature = versions.signature_of(record)
+    except ConfigError:
+        signature = None  # the drift check does not need it: the profile knows the task
+    task = signature.task if signature is not None else profile.task or "classification"
     if current is None:
         current = read_log(metadata, artifacts, record.name, since=now - window_seconds)
         source = source or f"the prediction log, last {window_seconds / 3600:g} h"

@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from conveyor._config_values import CronSchedule, ValueProblem
 from conveyor._text import short_list
 
 if TYPE_CHECKING:
-    from conveyor.store.metadata import EventRecord, SqlMetadataStore
+    from conveyor.store.metadata import AuditLog, EventRecord
 
 Kind = Literal["schedule", "new_data", "drift"]
 CHECK, RETRAIN, CYCLE = "monitor.check", "retrain.start", "watch.cycle"
@@ -28,9 +29,7 @@ class Trigger:
     reason: str
 
 
-def _events(
-    metadata: SqlMetadataStore, model: str, action: str, *, last: int = 1
-) -> list[EventRecord]:
+def _events(metadata: AuditLog, model: str, action: str, *, last: int = 1) -> list[EventRecord]:
     """The newest ``last`` events of one kind for ``model`` (filtered in SQL: the audit log
     grows by a few events per watch cycle)."""
     return metadata.list_events(entity=model, action=action, last=last)
@@ -39,21 +38,27 @@ def _events(
 def schedule_due(cron: str, *, last: float | None, now: float) -> bool:
     """Whether a cron time passed since ``last`` (the first cycle only starts the clock).
 
+    Args:
+        cron: a :class:`CronSchedule` (``monitoring.schedule``, checked at config load) or
+            the text of one.
+        last: when the clock started (None: it starts now).
+        now: seconds since the epoch.
+
     Raises:
         ConfigError: not a valid cron expression.
     """
-    from croniter import croniter
-
     from conveyor.errors import ConfigError
 
-    if not croniter.is_valid(cron):
-        raise ConfigError(f"conveyor.yaml: monitoring.schedule: {cron!r} is not a cron expression")
+    try:
+        schedule = CronSchedule.parse(cron)
+    except ValueProblem as exc:
+        raise ConfigError(exc.located("conveyor.yaml: monitoring.schedule")) from None
     if last is None:
         return False
-    return float(croniter(cron, last).get_next(float)) <= now
+    return schedule.next_after(last) <= now
 
 
-def persisting_drift(metadata: SqlMetadataStore, model: str, *, checks: int) -> list[str] | None:
+def persisting_drift(metadata: AuditLog, model: str, *, checks: int) -> list[str] | None:
     """The columns drifted in every one of the last ``checks`` checks of ``model`` (any
     version), or None when no column did (a clean check, not enough data, or a different
     column each time - as chance false alarms would be - breaks the run)."""
@@ -65,7 +70,7 @@ def persisting_drift(metadata: SqlMetadataStore, model: str, *, checks: int) -> 
     return sorted(common) or None
 
 
-def last_retrain(metadata: SqlMetadataStore, model: str) -> float | None:
+def last_retrain(metadata: AuditLog, model: str) -> float | None:
     """When the watcher last started a retrain of ``model`` that finished (a ``retrain.start``
     followed by its ``retrain.done``). A retrain killed half-way does not count: the next
     cycle retries it instead of cooling down."""
@@ -78,20 +83,20 @@ def last_retrain(metadata: SqlMetadataStore, model: str) -> float | None:
     return started[-1] if started else done[-1].at
 
 
-def last_cycle(metadata: SqlMetadataStore, model: str) -> EventRecord | None:
+def last_cycle(metadata: AuditLog, model: str) -> EventRecord | None:
     """The previous watch cycle of ``model`` (holds the source checksum it saw)."""
     cycles = _events(metadata, model, CYCLE)
     return cycles[-1] if cycles else None
 
 
-def seen_checksum(metadata: SqlMetadataStore, model: str) -> str | None:
+def seen_checksum(metadata: AuditLog, model: str) -> str | None:
     """The source checksum the previous watch cycle recorded as seen."""
     previous = last_cycle(metadata, model)
     return previous.details.get("source_checksum") if previous else None
 
 
 def decide(
-    metadata: SqlMetadataStore,
+    metadata: AuditLog,
     model: str,
     *,
     schedule: str | None,
@@ -123,7 +128,7 @@ def decide(
 
 
 def cooling_down(
-    metadata: SqlMetadataStore, model: str, *, minutes: float, now: float | None = None
+    metadata: AuditLog, model: str, *, minutes: float, now: float | None = None
 ) -> float | None:
     """Seconds left before the next retrain may start (None when it may start now)."""
     now = time.time() if now is None else now

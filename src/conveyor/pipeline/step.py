@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, overload
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
+from conveyor.pipeline import _code
 from conveyor.pipeline.context import CONTEXT_PARAMETER
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+
+Dependency: TypeAlias = "str | os.PathLike[str] | ModuleType"
+"""A declared code or data dependency: a module, a module name, or a file or folder path."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,10 +34,15 @@ class Step:
         outputs: dataset names produced, in return order.
         params: keyword arguments passed to ``func``.
         cache: whether a previous successful result with the same key may be reused.
+        version: a version you bump by hand to invalidate cached results; part of the key.
+        depends_on: modules (objects or dotted names) and files or folders (paths, relative
+            ones to the project folder) whose content is part of the key, on top of the
+            project modules the step's module imports. Stored as module names and absolute
+            paths.
 
     Raises:
         TypeError: a parameter or input names no argument of ``func``, or an argument is unbound.
-        ValueError: no outputs, or duplicated output names.
+        ValueError: no outputs, duplicated output names, or a dependency that does not exist.
     """
 
     func: Callable[..., Any]
@@ -39,8 +51,11 @@ class Step:
     outputs: tuple[str, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
     cache: bool = True
+    version: str | None = None
+    depends_on: Sequence[Dependency] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "depends_on", _dependencies(self.func, self.name, self.depends_on))
         if not self.outputs:
             raise ValueError(f"step {self.name!r}: declare at least one output")
         if len(set(self.outputs)) != len(self.outputs):
@@ -96,6 +111,8 @@ def step(
     outputs: str | Sequence[str] | None = None,
     params: Mapping[str, Any] | None = None,
     cache: bool = True,
+    version: str | None = None,
+    depends_on: Sequence[Dependency] = (),
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -108,12 +125,15 @@ def step(
     outputs: str | Sequence[str] | None = None,
     params: Mapping[str, Any] | None = None,
     cache: bool = True,
+    version: str | None = None,
+    depends_on: Sequence[Dependency] = (),
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a :class:`Step` from a function; use bare (``@step``) or with options.
 
     By default every argument without a default value is an input named like the argument,
     arguments with defaults are parameters, and the single output is named after the function.
     ``inputs`` as a list renames those inputs in order; as a dict maps argument -> dataset.
+    ``version`` and ``depends_on`` add to the cache key (see :class:`Step`).
     """
 
     def build(fn: Callable[..., Any]) -> Step:
@@ -124,6 +144,8 @@ def step(
             outputs=_as_outputs(outputs, fn.__name__),
             params=dict(params or {}),
             cache=cache,
+            version=version,
+            depends_on=depends_on,
         )
 
     return build if func is None else build(func)
@@ -160,3 +182,37 @@ def _as_outputs(outputs: str | Sequence[str] | None, default: str) -> tuple[str,
     if isinstance(outputs, str):
         return (outputs,)
     return tuple(outputs)
+
+
+def _dependencies(
+    fn: Callable[..., Any], name: str, given: Sequence[Dependency]
+) -> tuple[str, ...]:
+    """Declared dependencies as module names and absolute paths, each checked to exist."""
+    if isinstance(given, str | os.PathLike | ModuleType):
+        given = [given]
+    if not given:
+        return ()
+    root = _code.project_root(getattr(fn, "__module__", None) or "") or Path.cwd()
+    return tuple(_dependency(dep, name, root) for dep in given)
+
+
+def _dependency(dep: Dependency, name: str, root: Path) -> str:
+    if isinstance(dep, ModuleType):
+        return dep.__name__
+    if not isinstance(dep, str | os.PathLike):
+        raise TypeError(
+            f"step {name!r}: depends_on takes modules, module names or paths, "
+            f"got {type(dep).__name__}"
+        )
+    text = os.fspath(dep)
+    path = Path(text) if os.path.isabs(text) else root / text
+    if isinstance(dep, os.PathLike) or "/" in text or os.sep in text or path.exists():
+        if not path.exists():
+            raise ValueError(f"step {name!r}: depends_on path {text!r} does not exist ({path})")
+        return str(path.resolve())
+    if _code.module_file(text) is None:
+        raise ValueError(
+            f"step {name!r}: depends_on {text!r} is neither a module on sys.path nor a path "
+            f"under {root}"
+        )
+    return text

@@ -7,9 +7,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, GateFailedError
 from conveyor.pipeline.context import CONTEXT_PARAMETER
-from conveyor.runner.base import StepOutcome
+from conveyor.runner.base import FailureKind, StepOutcome
 from conveyor.store.metadata import ArtifactRef
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def execute(
             error=message,
             traceback=traceback.format_exc(),
             error_type=type(exc).__name__,
+            failure=FailureKind.GATED if isinstance(exc, GateFailedError) else FailureKind.ERROR,
         )
     return StepOutcome(
         started_at=started,

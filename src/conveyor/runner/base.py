@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,6 +23,13 @@ class StepTask:
     arguments: dict[str, ArtifactRef]  # function argument -> input artifact
 
 
+class FailureKind(StrEnum):
+    """Why a step failed: an error, or a quality gate it did not pass (a verdict, not a bug)."""
+
+    ERROR = "error"
+    GATED = "gated"
+
+
 @dataclass(frozen=True)
 class StepOutcome:
     """What running a step produced: output artifacts and metrics, or an error."""
@@ -32,12 +40,18 @@ class StepOutcome:
     metrics: list[tuple[str, float, int]] = field(default_factory=list)  # key, value, iteration
     error: str | None = None
     traceback: str | None = None
-    error_type: str | None = None  # the exception's class name, e.g. "GateFailedError"
+    error_type: str | None = None  # the exception's class name, for people reading records
+    failure: FailureKind | None = None  # set with ``error``; GATED for a GateFailedError
 
     @property
     def ok(self) -> bool:
         """Whether the step succeeded."""
         return self.error is None
+
+    @property
+    def gated(self) -> bool:
+        """Whether the step failed a quality gate."""
+        return self.failure is FailureKind.GATED
 
 
 class AbstractExecutor(ABC):

@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from conveyor._version import __version__
-from conveyor.pipeline import cache_key
+from conveyor.pipeline import key_parts
 
 if TYPE_CHECKING:
-    from conveyor.pipeline import Step
+    from conveyor.pipeline import KeyParts, Step
     from conveyor.store.artifacts import AbstractArtifactStore
     from conveyor.store.metadata import ArtifactRef, CacheHit, SqlMetadataStore
 
 
+class CacheMode(StrEnum):
+    """Whether the cache could serve a step, recorded with its key parts for ``--explain``."""
+
+    ON = "on"
+    NO_CACHE = "no-cache"  # the run was started with --no-cache
+    STEP_OFF = "step-off"  # the step says cache=False
+
+
+def parts_for(step: Step, arguments: dict[str, ArtifactRef]) -> KeyParts:
+    """The cache key parts of ``step`` fed with ``arguments``, under this conveyor version."""
+    return key_parts(step, {arg: ref.digest for arg, ref in arguments.items()}, __version__)
+
+
 def key_for(step: Step, arguments: dict[str, ArtifactRef]) -> str:
     """The cache key of ``step`` fed with ``arguments``, under this conveyor version."""
-    return cache_key(step, {arg: ref.digest for arg, ref in arguments.items()}, __version__)
+    return parts_for(step, arguments).key
+
+
+def mode_for(step: Step, *, use_cache: bool) -> CacheMode:
+    """How the cache applies to ``step`` in a run with (or without) ``--no-cache``."""
+    if not use_cache:
+        return CacheMode.NO_CACHE
+    return CacheMode.ON if step.cache else CacheMode.STEP_OFF
+
+
+def recorded(parts: KeyParts, step: Step, mode: CacheMode) -> dict[str, Any]:
+    """What the metadata store keeps of a step's key: the parts, the dataset name behind each
+    argument, and the cache mode."""
+    return {**parts.to_json(), "datasets": dict(step.inputs), "cache": str(mode)}
 
 
 def lookup(

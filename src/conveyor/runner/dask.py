@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from conveyor.runner._execute import execute
-from conveyor.runner.base import AbstractExecutor, StepOutcome
+from conveyor.runner.base import AbstractExecutor, FailureKind, StepOutcome
 
 if TYPE_CHECKING:
     from conveyor.runner.base import StepTask
@@ -71,7 +71,11 @@ class DaskExecutor(AbstractExecutor):
                 out.set_result(fut.result())
             except BaseException as exc:  # the worker died or the task was cancelled
                 now = time.time()
-                out.set_result(StepOutcome(now, now, error=f"dask worker failed: {exc!r}"))
+                out.set_result(
+                    StepOutcome(
+                        now, now, error=f"dask worker failed: {exc!r}", failure=FailureKind.ERROR
+                    )
+                )
 
         remote.add_done_callback(_done)
         return out

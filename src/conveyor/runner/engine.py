@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import MissingInputError
 from conveyor.runner import cache
 from conveyor.runner.base import StepTask
-from conveyor.runner.hooks import RunHooks
+from conveyor.runner.hooks import as_hooks
 from conveyor.store.metadata import ArtifactRef, RunStatus, StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from concurrent.futures import Future
 
-    from conveyor.pipeline import Pipeline, Step
+    from conveyor.pipeline import KeyParts, Pipeline, Step
     from conveyor.runner.base import AbstractExecutor, StepOutcome
+    from conveyor.runner.hooks import RunHooks
     from conveyor.store.artifacts import AbstractArtifactStore
     from conveyor.store.metadata import SqlMetadataStore
 
@@ -47,7 +48,8 @@ class Runner:
         metadata: where runs, steps, lineage and metrics are recorded.
         artifacts: where step outputs are stored.
         executor: where steps execute (``LocalExecutor``, ``DaskExecutor``).
-        hooks: callbacks for progress display.
+        hooks: callbacks (progress display, tracking): one ``RunHooks`` or a sequence of
+            them; every hook gets every event, in the order given.
     """
 
     def __init__(
@@ -56,12 +58,12 @@ class Runner:
         artifacts: AbstractArtifactStore,
         executor: AbstractExecutor,
         *,
-        hooks: RunHooks | None = None,
+        hooks: RunHooks | Iterable[RunHooks] | None = None,
     ) -> None:
         self.metadata = metadata
         self.artifacts = artifacts
         self.executor = executor
-        self.hooks = hooks or RunHooks()
+        self.hooks = as_hooks(hooks)
 
     def run(
         self,
@@ -173,23 +175,35 @@ class _Schedule:
                     continue
                 self.waiting.remove(name)
                 arguments = {arg: self.available[d] for arg, d in s.inputs.items()}
-                key = cache.key_for(s, arguments)
-                if self._try_cache(s, arguments, key):
+                parts = cache.parts_for(s, arguments)
+                mode = cache.mode_for(s, use_cache=self.use_cache)
+                recorded = cache.recorded(parts, s, mode)
+                if mode is cache.CacheMode.ON and self._try_cache(s, arguments, parts, recorded):
                     progressed = True
                     continue
-                self.r.metadata.start_step(self.step_ids[name], cache_key=key)
+                self.r.metadata.start_step(
+                    self.step_ids[name], cache_key=parts.key, key_parts=recorded
+                )
                 self.r.hooks.before_step_run(name)
                 task = StepTask(s, self.run_id, arguments)
                 self.running[self.r.executor.submit(task)] = (s, arguments)
 
-    def _try_cache(self, s: Step, arguments: dict[str, ArtifactRef], key: str) -> bool:
-        if not (self.use_cache and s.cache):
-            return False
-        hit = cache.lookup(key, self.r.metadata, self.r.artifacts)
+    def _try_cache(
+        self,
+        s: Step,
+        arguments: dict[str, ArtifactRef],
+        parts: KeyParts,
+        recorded: dict[str, Any],
+    ) -> bool:
+        hit = cache.lookup(parts.key, self.r.metadata, self.r.artifacts)
         if hit is None:
             return False
         self.r.metadata.cache_step(
-            self.step_ids[s.name], hit, cache_key=key, inputs=_named(s, arguments)
+            self.step_ids[s.name],
+            hit,
+            cache_key=parts.key,
+            inputs=_named(s, arguments),
+            key_parts=recorded,
         )
         self._publish(s.name, hit.outputs, StepStatus.CACHED, 0.0)
         return True
@@ -220,7 +234,7 @@ class _Schedule:
         )
         self.result.outputs.update({ref.name: ref for ref in outcome.outputs})  # attachments
         self.result.failures[s.name] = error
-        if outcome.error_type == "GateFailedError":
+        if outcome.gated:
             self.result.gated.add(s.name)
         self.result.steps[s.name] = StepStatus.FAILED
         self.r.hooks.on_step_error(s.name, error)

@@ -6,20 +6,20 @@ workers each process builds its own app from :func:`app_from_env`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import Field
 
 from conveyor._lifeline import exit_with_parent
 from conveyor._version import __version__
+from conveyor.config import ServingConfig, validate_section, with_overrides
 from conveyor.serving import errors
 from conveyor.serving.auth import KeyRing
 from conveyor.serving.batcher import MicroBatcher
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from conveyor.project import Project
-    from conveyor.serving.contract import UnknownPolicy
     from conveyor.serving.model import LoadedModel
 
 log = logging.getLogger("conveyor.serving")
@@ -44,28 +43,62 @@ SETTINGS_ENV = "CONVEYOR_SERVE_SETTINGS"
 PUBLIC_ROUTES = ("/health", "/ready")
 
 
-@dataclass(frozen=True, slots=True)
-class ServeSettings:
-    """How the server runs (from conveyor.yaml ``serving:`` and ``conveyor serve`` flags)."""
+class ServeSettings(ServingConfig):
+    """How the server runs: conveyor.yaml ``serving:`` (whose defaults and bounds are the only
+    ones; ``conveyor serve`` flags override the same fields) plus what only a running server
+    has: the project folder, the model it serves and the pace of its background work."""
 
     project: str
     model: str  # NAME@ALIAS (followed) or NAME:VER (pinned)
-    auth: bool = True
-    public_docs: bool = False  # /docs and /openapi.json without a key
-    unknown_categories: UnknownPolicy = "reject"
-    max_records: int = 1000
-    max_body_bytes: int = 8 << 20
-    max_file_bytes: int = 256 << 20
-    max_file_rows: int = 200_000  # per upload to /v1/predict/file (more: `conveyor predict`)
-    max_batch_rows: int = 1024
-    poll_seconds: float = 1.0
-    log_predictions: bool = True
-    log_flush_seconds: float = 2.0
-    log_flush_rows: int = 5000
+    max_batch_rows: int = Field(1024, ge=1)  # rows the micro-batcher predicts at once
+    poll_seconds: float = Field(1.0, gt=0)  # alias and key refresh
+    log_flush_seconds: float = Field(2.0, gt=0)
+    log_flush_rows: int = Field(5000, ge=1)
+
+    @classmethod
+    def from_config(
+        cls, config: ServingConfig, *, project: str, model: str, **runtime: Any
+    ) -> ServeSettings:
+        """``config`` (``serving:`` of conveyor.yaml) for ``model`` of ``project``.
+
+        Args:
+            config: the serving section.
+            project: the project folder.
+            model: ``NAME@ALIAS`` or ``NAME:VER``.
+            runtime: other fields (``poll_seconds``, ...), validated like the rest.
+
+        Raises:
+            ConfigError: a runtime value is out of bounds.
+        """
+        base = config.model_dump() | {"project": project, "model": model}
+        return validate_section(cls, base | runtime, source="serving settings")
+
+    def override(self, *, source: str = "conveyor serve", **changes: Any) -> ServeSettings:
+        """A copy with ``changes`` (e.g. command-line flags), validated like conveyor.yaml.
+
+        Raises:
+            ConfigError: a value out of bounds; the message names ``source`` and the field.
+        """
+        return with_overrides(self, changes, source=source)
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether /v1 requests need an API key."""
+        return self.auth != "none"
+
+    @property
+    def max_body_bytes(self) -> int:
+        """``max_body_mb`` in bytes."""
+        return int(self.max_body_mb * (1 << 20))
+
+    @property
+    def max_file_bytes(self) -> int:
+        """``max_file_mb`` in bytes."""
+        return int(self.max_file_mb * (1 << 20))
 
     def to_env(self) -> str:
         """JSON for :data:`SETTINGS_ENV` (how worker processes get the settings)."""
-        return json.dumps(asdict(self))
+        return self.model_dump_json()
 
 
 def create_app(settings: ServeSettings, project: Project | None = None) -> FastAPI:
@@ -99,7 +132,7 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
         "/docs",
     }
     metrics = ServerMetrics(routes)
-    keys = KeyRing(metadata.list_api_keys) if settings.auth else None
+    keys = KeyRing(metadata.list_api_keys) if settings.auth_required else None
 
     def on_swap(old: LoadedModel, new: LoadedModel) -> None:
         metrics.swaps.inc()
@@ -211,7 +244,7 @@ def app_from_env() -> FastAPI:
     # A SIGKILLed `conveyor serve --workers N` must not leave its workers serving on alone:
     # they stop like on SIGTERM (requests finished, prediction log flushed), at most 3 s later.
     exit_with_parent(grace=3.0)
-    return create_app(ServeSettings(**json.loads(raw)))
+    return create_app(ServeSettings.model_validate_json(raw))
 
 
 def _alert_refused(project: Project, name: str, version: int, why: str) -> None:
@@ -257,8 +290,8 @@ def _description(settings: ServeSettings) -> str:
     auth = (
         "Send an API key as `Authorization: Bearer KEY` or `X-API-Key: KEY` "
         "(create one with `conveyor keys create --name NAME`). /health and /ready are open."
-        if settings.auth
-        else "**Authentication is off** (started with --no-auth)."
+        if settings.auth_required
+        else "**Authentication is off** (--no-auth or serving.auth: none)."
     )
     return (
         f"Serves `{settings.model}` from the conveyor project {Path(settings.project).name}. {auth}"

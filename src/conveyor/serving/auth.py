@@ -24,7 +24,7 @@ from conveyor.store.metadata import KEY_ID
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conveyor.store.metadata import ApiKeyRecord, SqlMetadataStore
+    from conveyor.store.metadata import ApiKeyRecord, ServingStore
 
 log = logging.getLogger("conveyor.serving")
 
@@ -55,7 +55,7 @@ def hash_secret(salt: str, secret: str) -> str:
     return hmac.new(bytes.fromhex(salt), secret.encode(), hashlib.sha256).hexdigest()
 
 
-def create_key(metadata: SqlMetadataStore, name: str) -> NewKey:
+def create_key(metadata: ServingStore, name: str) -> NewKey:
     """Create and record a key called ``name``.
 
     Raises:

@@ -32,6 +32,7 @@ from conveyor.errors import ConfigError, DataValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from conveyor.contracts import ColumnSignature, ModelSignature
     from conveyor.data.schema import Schema
 
 UnknownPolicy = Literal["reject", "unknown"]
@@ -95,24 +96,28 @@ class InputContract:
     """The columns a model version takes, and the two ways of checking them.
 
     Args:
-        signature: ``ModelVersionRecord.signature`` (``columns``, ``task``, ``unused``).
+        signature: the model version's signature.
         unknown: what an unknown category does: ``reject`` (4xx) or ``unknown`` (passed to the
             model, whose encoder treats it as unseen).
         max_records: most records per JSON request.
     """
 
     def __init__(
-        self, signature: dict[str, Any], *, unknown: UnknownPolicy = "reject", max_records: int
+        self,
+        signature: ModelSignature,
+        *,
+        unknown: UnknownPolicy = "reject",
+        max_records: int,
     ) -> None:
         if unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"unknown-category policy {unknown!r}: choose reject or unknown")
-        self.task: str = signature.get("task") or "classification"
+        self.task: str = signature.task
         self.unknown = unknown
         self.max_records = max_records
-        unused = set(signature.get("unused") or ())
+        unused = set(signature.unused)
         self.rules = [
             _rule(name, spec, required=name not in unused)
-            for name, spec in signature["columns"].items()
+            for name, spec in signature.columns.items()
         ]
         self.columns = [r.name for r in self.rules]
         self.request_model = self._request_model()
@@ -333,22 +338,21 @@ def _attr(index: int) -> str:
     return f"f{index}"
 
 
-def _rule(name: str, spec: dict[str, Any], *, required: bool) -> ColumnRule:
+def _rule(name: str, spec: ColumnSignature, *, required: bool) -> ColumnRule:
     # Without a schema.yaml the signature's dtype is the pandas one ("float64"): map it.
-    dtype = str(spec.get("dtype") or spec.get("trained_dtype") or "object")
+    dtype = spec.dtype or spec.trained_dtype or "object"
     if dtype not in SCHEMA_DTYPES:
         dtype = _dtype_from_trained(dtype)
-    allowed = spec.get("allowed")
     return ColumnRule(
         name=name,
         dtype=dtype,
-        trained_dtype=str(spec.get("trained_dtype", "object")),
-        nullable=bool(spec.get("nullable", False)) or not required,
+        trained_dtype=spec.trained_dtype,
+        nullable=spec.nullable or not required,
         required=required,
-        allowed=tuple(allowed) if allowed is not None else None,
-        minimum=spec.get("min"),
-        maximum=spec.get("max"),
-        date_format=str(spec.get("format") or "ISO8601"),
+        allowed=tuple(spec.allowed) if spec.allowed is not None else None,
+        minimum=spec.min,
+        maximum=spec.max,
+        date_format=spec.format or "ISO8601",
     )
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from conveyor.store.artifacts import AbstractArtifactStore
-    from conveyor.store.metadata import ModelVersionRecord, SqlMetadataStore
+    from conveyor.store.metadata import ModelVersionRecord, RegistryStore
 
 log = logging.getLogger("conveyor.serving")
 
@@ -79,7 +79,7 @@ class LoadedModel:
 
 
 def load_version(
-    metadata: SqlMetadataStore,
+    metadata: RegistryStore,
     artifacts: AbstractArtifactStore,
     ref: str,
     *,
@@ -97,13 +97,14 @@ def load_version(
     from conveyor.errors import ConfigError
 
     record = versions.resolve(metadata, ref)
-    if not record.signature or "columns" not in record.signature:
+    signature = versions.signature_of(record)
+    if signature is None:
         raise ConfigError(
             f"{record.name}:{record.version} has no input signature; only models registered "
             "by the train line (or with a signature) can be served"
         )
     try:
-        contract = InputContract(record.signature, unknown=unknown, max_records=max_records)
+        contract = InputContract(signature, unknown=unknown, max_records=max_records)
     except ConveyorError:
         raise
     except Exception as exc:  # a signature written by hand or by an older conveyor

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from conveyor.serving.batcher import Batch
     from conveyor.store.artifacts import AbstractArtifactStore
-    from conveyor.store.metadata import SqlMetadataStore
+    from conveyor.store.metadata import ServingStore
 
 log = logging.getLogger("conveyor.serving")
 
@@ -46,7 +46,7 @@ class PredictionLog:
 
     def __init__(
         self,
-        metadata: SqlMetadataStore,
+        metadata: ServingStore,
         artifacts: AbstractArtifactStore,
         *,
         flush_rows: int = 5000,

@@ -14,27 +14,28 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conveyor._config_values import SearchChoices, ValueProblem, parse_search_param
 from conveyor._lifeline import exit_with_parent
 from conveyor.config import CandidateConfig, FeaturesConfig
 from conveyor.errors import ConfigError, ConveyorError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     import numpy as np
     import pandas as pd
     from optuna.distributions import BaseDistribution
 
+    from conveyor._config_values import SearchSpec
+
     _Batch = Callable[[Sequence[tuple[dict[str, Any], list[float | None]]]], list["_Outcome"]]
 
 __all__ = ["Trial", "TuningResult", "parse_space", "tune"]
 
-_RANGE_KEYS = frozenset({"low", "high", "log", "step"})
 _MIN_TRIALS_TO_PRUNE = 3
 
 
@@ -71,61 +72,41 @@ def parse_space(search: Mapping[str, Any], *, where: str) -> dict[str, BaseDistr
 
     A list is a categorical choice; ``{low, high}`` is a range, of integers when both bounds
     (and ``step``, if given) are integers, of floats otherwise; ``log: true`` samples it on a log
-    scale, ``step`` on a grid.
+    scale, ``step`` on a grid. Values already parsed at config load (``CandidateConfig.search``)
+    are used as they are; raw ones go through the same parser.
 
     Args:
-        search: parameter name -> list of choices or range mapping.
+        search: parameter name -> parsed spec, list of choices or range mapping.
         where: key path of ``search`` in the config, prefixed to error messages.
 
     Raises:
         ConfigError: a spec is neither form, or its bounds, log or step are invalid; the message
             names ``where`` and the parameter.
     """
+    space: dict[str, BaseDistribution] = {}
+    for key, raw in search.items():
+        try:
+            spec = parse_search_param(raw)
+        except ValueProblem as exc:
+            raise ConfigError(exc.located(f"{where}.{key}")) from None
+        space[key] = distribution(spec)
+    return space
+
+
+def distribution(spec: SearchSpec) -> BaseDistribution:
+    """The Optuna distribution of one parsed search spec."""
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
     )
 
-    space: dict[str, BaseDistribution] = {}
-    for key, spec in search.items():
-        path = f"{where}.{key}"
-        if isinstance(spec, list | tuple):
-            if not spec:
-                raise ConfigError(f"{path}: empty list of choices")
-            bad = [c for c in spec if c is not None and not isinstance(c, bool | int | float | str)]
-            if bad:
-                raise ConfigError(f"{path}: choices must be scalars (got {bad[0]!r})")
-            space[key] = CategoricalDistribution(list(spec))
-            continue
-        if not isinstance(spec, Mapping) or not {"low", "high"} <= set(spec):
-            raise ConfigError(
-                f"{path}: expected a list of choices or a range {{low, high[, log][, step]}}, "
-                f"got {spec!r}"
-            )
-        if unknown := sorted(set(spec) - _RANGE_KEYS):
-            raise ConfigError(f"{path}: unknown range key(s) {unknown} (use low, high, log, step)")
-        low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
-        for name, bound in (("low", low), ("high", high), ("step", step)):
-            if bound is not None and (
-                isinstance(bound, bool) or not isinstance(bound, int | float)
-            ):
-                raise ConfigError(f"{path}.{name}: expected a number, got {bound!r}")
-        if not isinstance(log, bool):
-            raise ConfigError(f"{path}.log: expected true or false, got {log!r}")
-        if low > high:
-            raise ConfigError(f"{path}: low ({low}) is greater than high ({high})")
-        if log and step is not None:
-            raise ConfigError(f"{path}: log and step cannot be used together")
-        if log and low <= 0:
-            raise ConfigError(f"{path}: a log range needs low > 0 (got {low})")
-        if step is not None and step <= 0:
-            raise ConfigError(f"{path}.step: must be > 0 (got {step})")
-        if all(isinstance(v, int) for v in (low, high, 1 if step is None else step)):
-            space[key] = IntDistribution(low, high, log=log, step=1 if step is None else step)
-        else:
-            space[key] = FloatDistribution(float(low), float(high), log=log, step=step)
-    return space
+    if isinstance(spec, SearchChoices):
+        return CategoricalDistribution(list(spec.choices))
+    if spec.integer:
+        step = 1 if spec.step is None else int(spec.step)
+        return IntDistribution(int(spec.low), int(spec.high), log=spec.log, step=step)
+    return FloatDistribution(float(spec.low), float(spec.high), log=spec.log, step=spec.step)
 
 
 def tune(

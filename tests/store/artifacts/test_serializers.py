@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from conveyor import _plugins
 from conveyor.errors import SerializationError
 from conveyor.store.artifacts import serializers
 from conveyor.store.artifacts.serializers import KINDS, deserialize, kind_of, serialize
@@ -100,8 +101,12 @@ def test_round_trip_gives_the_object_back(obj: Any) -> None:
     assert type(back) is type(obj)
 
 
-def test_every_kind_has_an_encoder_and_a_decoder() -> None:
-    assert set(KINDS) == set(serializers._ENCODERS) == set(serializers._DECODERS)
+def test_every_kind_is_a_registered_serializer_with_dump_and_load() -> None:
+    assert KINDS == tuple(_plugins.SERIALIZERS.builtins)
+    for kind in KINDS:
+        serializer = serializers._serializer(kind)
+        assert callable(serializer.dump)
+        assert callable(serializer.load)
 
 
 def test_unknown_kind_lists_the_known_ones() -> None:

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from conveyor.errors import MetadataStorageError, ModelNotFoundError, RegistryError
+from conveyor.registry.governance import ALIAS_HOLDERS
 from conveyor.store.metadata import ArtifactRef, open_metadata_store
 from conveyor.store.metadata import _registry as registry_module
 from conveyor.store.metadata import tables as t
@@ -327,21 +328,25 @@ def test_set_alias_returns_the_previous_version_and_records_the_move(
     assert store.list_events()[-2].details == {"alias": "production", "previous_version": None}
 
 
-def test_set_alias_refuses_unknown_rejected_and_archived_versions(
+def test_set_alias_refuses_unknown_versions_and_statuses_that_may_not_hold_one(
     store: SqlMetadataStore,
 ) -> None:
+    """The store checks the statuses governance allows (``holders``) in the transaction that
+    moves the alias; which statuses those are is governance's rule, not the store's."""
     v = _register(store)
     with pytest.raises(ModelNotFoundError) as caught:
-        store.set_alias(NAME, "production", v + 1)
+        store.set_alias(NAME, "production", v + 1, holders=ALIAS_HOLDERS)
     assert str(caught.value) == f"no model version {NAME}:{v + 1}"
-    for status in ("rejected", "archived"):
+    for status in ("candidate", "rejected", "archived"):
         store.set_model_status(NAME, v, status)
         with pytest.raises(RegistryError) as refused:
-            store.set_alias(NAME, "production", v)
+            store.set_alias(NAME, "production", v, holders=ALIAS_HOLDERS)
         assert str(refused.value) == (
             f"{NAME}:{v} is {status}; a {status} version cannot be given an alias"
         )
     assert store.aliases() == {} and store.alias_history(NAME) == []
+    assert store.set_alias(NAME, "production", v, holders=None) is None  # no rule: raw store
+    assert store.aliases() == {(NAME, "production"): v}
 
 
 def test_alias_history_of_a_name_and_of_one_alias(store: SqlMetadataStore) -> None:

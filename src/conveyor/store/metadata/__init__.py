@@ -21,6 +21,14 @@ from conveyor.store.metadata.records import (
     StepRecord,
     StepStatus,
 )
+from conveyor.store.metadata.roles import (
+    ArtifactIndex,
+    AuditLog,
+    MetadataStore,
+    RegistryStore,
+    RunStore,
+    ServingStore,
+)
 from conveyor.store.metadata.sql import SqlMetadataStore, current_actor
 
 if TYPE_CHECKING:
@@ -29,14 +37,20 @@ if TYPE_CHECKING:
 __all__ = [
     "KEY_ID",
     "ApiKeyRecord",
+    "ArtifactIndex",
     "ArtifactRef",
+    "AuditLog",
     "CacheHit",
     "DatasetRecord",
     "EventRecord",
+    "MetadataStore",
     "ModelVersionRecord",
     "PredictionLogRecord",
+    "RegistryStore",
     "RunRecord",
     "RunStatus",
+    "RunStore",
+    "ServingStore",
     "SqlMetadataStore",
     "StepRecord",
     "StepStatus",

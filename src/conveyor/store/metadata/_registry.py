@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from conveyor.config import name_problem
+from conveyor.contracts import ModelSignature
 from conveyor.errors import (
     MetadataStorageError,
     ModelNotFoundError,
@@ -22,7 +23,7 @@ from conveyor.store.metadata.records import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from sqlalchemy import Connection
 
@@ -46,19 +47,22 @@ class RegistryMixin(SqlStoreBase):
         run_id: str | None,
         dataset: str | None = None,
         metrics: Mapping[str, float] | None = None,
-        signature: Mapping[str, Any] | None = None,
+        signature: ModelSignature | Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         git_commit: str | None = None,
         config_hash: str | None = None,
         status: str = "candidate",
         reason: str | None = None,
         alias: str | None = None,
+        holders: Collection[str] | None = None,
     ) -> ModelVersionRecord:
         """Register the next version of ``name`` (unique under concurrency) with an audit event.
 
         Args:
             alias: also point this alias at the new version, in the same transaction (a crash
                 never leaves a version registered for promotion that did not get its alias).
+            holders: statuses that may hold an alias (``registry.governance`` decides); checked
+                in the transaction that moves it. None: no check.
         """
         _check_name("model name", name)
         if alias is not None:
@@ -83,7 +87,7 @@ class RegistryMixin(SqlStoreBase):
                         "dataset": dataset,
                         "status": status,
                         "metrics": dict(metrics or {}),
-                        "signature": dict(signature) if signature else None,
+                        "signature": _plain_signature(signature),
                         "tags": dict(tags or {}),
                         "git_commit": git_commit,
                         "config_hash": config_hash,
@@ -107,7 +111,15 @@ class RegistryMixin(SqlStoreBase):
                             details={"run_id": run_id},
                         )
                     if alias is not None:
-                        _move_alias(conn, name, alias, version, reason=reason, action="promote")
+                        _move_alias(
+                            conn,
+                            name,
+                            alias,
+                            version,
+                            reason=reason,
+                            action="promote",
+                            holders=holders,
+                        )
                 return _model_version(values)
             except MetadataStorageError as exc:
                 if not _is_unique_violation(exc.__cause__):
@@ -153,6 +165,7 @@ class RegistryMixin(SqlStoreBase):
         *,
         reason: str | None = None,
         action: str = "promote",
+        holders: Collection[str] | None = None,
     ) -> int | None:
         """Point ``name@alias`` at ``version`` in one transaction, with history and an event.
 
@@ -160,13 +173,21 @@ class RegistryMixin(SqlStoreBase):
 
         Raises:
             ModelNotFoundError: no such version.
-            RegistryError: the version is rejected or archived.
+            RegistryError: the version's status is not one of ``holders``.
         """
         with self._tx() as conn:
-            return _move_alias(conn, name, alias, version, reason=reason, action=action)
+            return _move_alias(
+                conn, name, alias, version, reason=reason, action=action, holders=holders
+            )
 
     def rollback_alias(
-        self, name: str, alias: str, *, to: int | None = None, reason: str | None = None
+        self,
+        name: str,
+        alias: str,
+        *,
+        to: int | None = None,
+        reason: str | None = None,
+        holders: Collection[str] | None = None,
     ) -> tuple[int, int]:
         """Move ``name@alias`` back, in one transaction; returns ``(from_version, to_version)``.
 
@@ -176,7 +197,8 @@ class RegistryMixin(SqlStoreBase):
 
         Raises:
             ModelNotFoundError: the alias is not set.
-            RegistryError: there is no earlier version, or the target is rejected/archived.
+            RegistryError: there is no earlier version, or the target's status is not one of
+                ``holders``.
         """
         _check_name("alias", alias)
         with self._tx() as conn:
@@ -205,7 +227,7 @@ class RegistryMixin(SqlStoreBase):
                 to = earlier[-1]
             if to == current:
                 raise RegistryError(f"{name}@{alias} already points at v{to}")
-            _move_alias(conn, name, alias, to, reason=reason, action="rollback")
+            _move_alias(conn, name, alias, to, reason=reason, action="rollback", holders=holders)
         return current, to
 
     def aliases(self, name: str | None = None) -> dict[tuple[str, str], int]:
@@ -314,7 +336,14 @@ def _is_unique_violation(exc: BaseException | None) -> bool:
 
 
 def _move_alias(
-    conn: Connection, name: str, alias: str, version: int, *, reason: str | None, action: str
+    conn: Connection,
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    reason: str | None,
+    action: str,
+    holders: Collection[str] | None,
 ) -> int | None:
     _check_name("alias", alias)
     status = conn.execute(
@@ -324,7 +353,7 @@ def _move_alias(
     ).scalar_one_or_none()
     if status is None:
         raise ModelNotFoundError(f"no model version {name}:{version}")
-    if status in ("rejected", "archived"):
+    if holders is not None and status not in holders:
         raise RegistryError(
             f"{name}:{version} is {status}; a {status} version cannot be given an alias"
         )
@@ -376,6 +405,14 @@ def _lock_model_name(conn: Connection, name: str) -> None:
     if conn.dialect.name == "postgresql":
         digest = hashlib.sha256(f"conveyor.model_versions:{name}".encode()).digest()
         conn.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], signed=True))))
+
+
+def _plain_signature(
+    signature: ModelSignature | Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    if isinstance(signature, ModelSignature):
+        return signature.to_json()
+    return dict(signature) if signature else None
 
 
 def _model_version(values: Mapping[str, Any]) -> ModelVersionRecord:

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, insert, select, update
@@ -33,7 +34,7 @@ from conveyor.store.metadata.records import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from sqlalchemy import Connection, Row
+    from sqlalchemy import Connection, Row, Select
 
 from conveyor.store.metadata._base import (
     ACTOR_ENV,
@@ -46,7 +47,28 @@ from conveyor.store.metadata._base import (
 from conveyor.store.metadata._registry import RegistryMixin
 from conveyor.store.metadata._serving import ServingMixin
 
-__all__ = ["ACTOR_ENV", "SqlMetadataStore", "current_actor"]
+__all__ = ["ACTOR_ENV", "SqlMetadataStore", "StepKeyParts", "current_actor"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepKeyParts:
+    """What one step's cache key was made of (as the runner recorded it), with where it ran.
+
+    Attributes:
+        step_id: the step row.
+        run_id: the run the step belongs to.
+        name: the step's name.
+        status: how the step ended (or where it stands).
+        cached_from_run: the run whose execution a cached step reused, if cached.
+        parts: the recorded key parts (JSON data; see ``conveyor.runner.cache.recorded``).
+    """
+
+    step_id: int
+    run_id: str
+    name: str
+    status: StepStatus
+    cached_from_run: str | None
+    parts: dict[str, Any]
 
 
 class SqlMetadataStore(RegistryMixin, ServingMixin):
@@ -161,10 +183,16 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
 
     # -- steps ----------------------------------------------------------------------------
 
-    def start_step(self, step_id: int, *, cache_key: str) -> None:
-        """Mark a step running."""
+    def start_step(
+        self, step_id: int, *, cache_key: str, key_parts: Mapping[str, Any] | None = None
+    ) -> None:
+        """Mark a step running, with its cache key and (optionally) the key's parts."""
         self._update_step(
-            step_id, status=StepStatus.RUNNING, cache_key=cache_key, started_at=time.time()
+            step_id,
+            status=StepStatus.RUNNING,
+            cache_key=cache_key,
+            key_parts=None if key_parts is None else dict(key_parts),
+            started_at=time.time(),
         )
 
     def complete_step(
@@ -198,7 +226,13 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
                 _insert_metrics(conn, run_id, step_id, metrics, now)
 
     def cache_step(
-        self, step_id: int, hit: CacheHit, *, cache_key: str, inputs: Iterable[ArtifactRef]
+        self,
+        step_id: int,
+        hit: CacheHit,
+        *,
+        cache_key: str,
+        inputs: Iterable[ArtifactRef],
+        key_parts: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a step as satisfied by an earlier execution; its metrics are copied over."""
         now = time.time()
@@ -210,6 +244,7 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
                 .values(
                     status=StepStatus.CACHED,
                     cache_key=cache_key,
+                    key_parts=None if key_parts is None else dict(key_parts),
                     cached_from=hit.step_id,
                     started_at=now,
                     ended_at=now,
@@ -283,6 +318,39 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
                 return None
             edges = _edges(conn, [row.id])
         return CacheHit(step_id=row.id, run_id=row.run_id, outputs=edges.get((row.id, "out"), ()))
+
+    def step_key_parts(self, run_id: str) -> list[StepKeyParts]:
+        """The recorded cache key parts of a run's steps, in pipeline order (steps that never
+        got a key, e.g. skipped ones or runs recorded before key parts existed, are left out)."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                _key_parts_query()
+                .where(and_(t.steps.c.run_id == run_id, t.steps.c.key_parts.is_not(None)))
+                .order_by(t.steps.c.position)
+            ).all()
+        return [_key_parts_record(row) for row in rows]
+
+    def previous_key_parts(
+        self, pipeline: str, step_name: str, *, before_step_id: int
+    ) -> StepKeyParts | None:
+        """The latest recorded key parts of step ``step_name`` in an earlier run of
+        ``pipeline`` (a step row older than ``before_step_id``), or None."""
+        with self._tx() as conn:
+            row = conn.execute(
+                _key_parts_query()
+                .join(t.runs, t.runs.c.id == t.steps.c.run_id)
+                .where(
+                    and_(
+                        t.runs.c.pipeline == pipeline,
+                        t.steps.c.name == step_name,
+                        t.steps.c.id < before_step_id,
+                        t.steps.c.key_parts.is_not(None),
+                    )
+                )
+                .order_by(t.steps.c.id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else _key_parts_record(row)
 
     def log_metrics(
         self,
@@ -501,10 +569,34 @@ def _edges(
     return {k: tuple(v) for k, v in out.items()}
 
 
+def _key_parts_query() -> Select[Any]:
+    origin = t.steps.alias("origin")
+    return select(
+        t.steps.c.id,
+        t.steps.c.run_id,
+        t.steps.c.name,
+        t.steps.c.status,
+        origin.c.run_id.label("cached_from_run"),
+        t.steps.c.key_parts,
+    ).outerjoin(origin, origin.c.id == t.steps.c.cached_from)
+
+
+def _key_parts_record(row: Row[Any]) -> StepKeyParts:
+    return StepKeyParts(
+        step_id=row.id,
+        run_id=row.run_id,
+        name=row.name,
+        status=StepStatus(row.status),
+        cached_from_run=row.cached_from_run,
+        parts=dict(row.key_parts),
+    )
+
+
 def _step_record(
     row: Row[Any], inputs: tuple[ArtifactRef, ...], outputs: tuple[ArtifactRef, ...]
 ) -> StepRecord:
     values = row._asdict()
+    values.pop("key_parts", None)  # read through step_key_parts, not part of the record
     values["status"] = StepStatus(values["status"])
     return StepRecord(**values, inputs=inputs, outputs=outputs)
 

@@ -68,6 +68,7 @@ steps = Table(
     Column("ended_at", Float),
     Column("error", Text),
     Column("traceback", Text),
+    Column("key_parts", JSON),  # the cache key's ingredients, for `conveyor run --explain`
     UniqueConstraint("run_id", "name"),
     Index("ix_steps_cache_key", "cache_key", "status"),
 )
