@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 Task = Literal["classification", "regression"]
 Scalar = str | int | float | bool | None
@@ -153,6 +156,10 @@ class GateCheck(Contract):
     value: float
     passed: bool
 
+    def describe(self) -> str:
+        """``f1 0.612 (needs >= 0.7)``."""
+        return f"{self.metric} {self.value:.4g} (needs {self.rule})"
+
 
 class GateReport(Contract):
     """The gate step's outcome: every check, and the failed ones described for people."""
@@ -246,6 +253,36 @@ class ModelSignature(Contract):
         if self.schema_version < 1:
             raise ValueError(f"signature schema_version {self.schema_version} does not exist")
         return self
+
+
+@runtime_checkable
+class StepRecorder(Protocol):
+    """What a step may record in the run's metadata store beyond metrics and attachments.
+
+    Shared by the pipeline layer (``StepContext.metadata``) and the store, whose run role
+    (``conveyor.store.metadata.RunStore``) extends it. The store behind a step fills every role
+    (a built-in step that needs more, such as the register step, asks for that role explicitly).
+    """
+
+    def record_dataset(
+        self,
+        fingerprint: str,
+        *,
+        source: str,
+        n_rows: int,
+        n_columns: int,
+        schema_hash: str | None = None,
+        digest: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        """Record a dataset version the run read."""
+        ...
+
+    def log_trials(
+        self, run_id: str, step_name: str, candidate: str, trials: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """Record hyper-parameter search trials."""
+        ...
 
 
 CONTRACTS: dict[str, type[Contract]] = {

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from conveyor.contracts import GateCheck
 from conveyor.errors import ConfigError
 from conveyor.evaluation.champion import Decision, decide
 from conveyor.evaluation.gates import (
     Gate,
-    GateResult,
-    as_dicts,
     check_baseline,
     check_gates,
     parse_gates,
@@ -74,15 +73,17 @@ def test_a_gate_compares_the_value_with_the_signed_threshold(
     rule: str, value: float, passed: bool
 ) -> None:
     [result] = check_gates(parse_gates({"m": rule}), {"m": value})
-    assert result == GateResult("m", parse_gates({"m": rule})[0].rule, value, passed)
+    assert result == GateCheck(
+        metric="m", rule=parse_gates({"m": rule})[0].rule, value=value, passed=passed
+    )
 
 
 def test_results_name_the_rule_normalised_and_take_ints() -> None:
     gates = parse_gates({"f1": ">=0.70", "n": "< 1e3"})
     results = check_gates(gates, {"f1": 1, "n": 999, "other": 0.0})
     assert results == [
-        GateResult("f1", ">= 0.7", 1.0, True),
-        GateResult("n", "< 1000", 999.0, True),
+        GateCheck(metric="f1", rule=">= 0.7", value=1.0, passed=True),
+        GateCheck(metric="n", rule="< 1000", value=999.0, passed=True),
     ]
     assert isinstance(results[0].value, float)
     assert [r.describe() for r in results] == ["f1 1 (needs >= 0.7)", "n 999 (needs < 1000)"]
@@ -96,9 +97,12 @@ def test_an_unknown_metric_names_the_gate_and_the_sorted_choices() -> None:
     )
 
 
-def test_as_dicts_gives_plain_records() -> None:
-    results = [GateResult("f1", ">= 0.7", 0.8, True), GateResult("mae", "< 2", 3.0, False)]
-    assert as_dicts(results) == [
+def test_gate_checks_are_plain_records_as_json() -> None:
+    results = [
+        GateCheck(metric="f1", rule=">= 0.7", value=0.8, passed=True),
+        GateCheck(metric="mae", rule="< 2", value=3.0, passed=False),
+    ]
+    assert [r.to_json() for r in results] == [
         {"metric": "f1", "rule": ">= 0.7", "value": 0.8, "passed": True},
         {"metric": "mae", "rule": "< 2", "value": 3.0, "passed": False},
     ]
@@ -115,13 +119,17 @@ def test_baseline_gate_wants_a_higher_score_strictly_above_the_dummy(
     model: float, passed: bool
 ) -> None:
     result = check_baseline("f1", {"f1": model}, {"f1": 0.6123456}, strategy="most_frequent")
-    assert result == GateResult("f1", "> baseline 0.6123 (most frequent class)", model, passed)
+    assert result == GateCheck(
+        metric="f1", rule="> baseline 0.6123 (most frequent class)", value=model, passed=passed
+    )
 
 
 @pytest.mark.parametrize(("model", "passed"), [(2.0, True), (9.0, False), (3.5, False)])
 def test_baseline_gate_wants_a_loss_strictly_below_the_dummy(model: float, passed: bool) -> None:
     result = check_baseline("rmse", {"rmse": model}, {"rmse": 3.5}, strategy="mean")
-    assert result == GateResult("rmse", "< baseline 3.5 (training mean)", model, passed)
+    assert result == GateCheck(
+        metric="rmse", rule="< baseline 3.5 (training mean)", value=model, passed=passed
+    )
 
 
 @pytest.mark.parametrize(

@@ -51,15 +51,15 @@ def test_labels_give_the_training_metrics_on_current_rows(project: Path) -> None
         model.predict(frame.drop(columns=["case_status"])),
         pos_label="Certified",
     )
-    perf = {m["name"]: m for m in (result.performance or {})["metrics"]}
-    assert result.performance is not None and result.performance["rows"] == 3000
-    assert perf["f1"]["current"] == pytest.approx(expected)
-    assert perf["f1"]["training"] == pytest.approx(record.metrics["f1"])
-    assert perf["f1"]["change"] == pytest.approx(expected - record.metrics["f1"])
+    assert result.performance is not None and result.performance.rows == 3000
+    perf = result.performance.by_name()
+    assert perf["f1"].current == pytest.approx(expected)
+    assert perf["f1"].training == pytest.approx(record.metrics["f1"])
+    assert perf["f1"].change == pytest.approx(expected - record.metrics["f1"])
     assert {"roc_auc", "accuracy", "log_loss"} <= set(perf)
     assert result.drift.drifted_columns == []
     # the report: JSON and a self-contained page, stored and linked by an audit event
-    assert result.report["performance"] == result.performance
+    assert result.report["performance"] == result.performance.to_json()
     html = result.html.decode()
     assert "Drift report" in html and html.count("data:image/png;base64,") == 12
     assert "http://" not in html and "https://" not in html

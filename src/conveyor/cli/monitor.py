@@ -196,12 +196,12 @@ def _print(result: CheckResult, path: Path) -> None:
     out.print(table)
     if result.performance:
         shown = ", ".join(
-            f"{m['name']} {m['current']:.3f}"
-            + (f" ({m['change']:+.3f} vs training)" if m["change"] is not None else "")
-            for m in result.performance["metrics"]
-            if m["name"] in ("f1", "roc_auc", "accuracy", "rmse", "mae", "r2")
+            f"{m.name} {m.current:.3f}"
+            + (f" ({m.change:+.3f} vs training)" if m.change is not None else "")
+            for m in result.performance.metrics
+            if m.name in ("f1", "roc_auc", "accuracy", "rmse", "mae", "r2")
         )
-        out.print(f"performance on {result.performance['rows']} labelled rows: {shown}")
+        out.print(f"performance on {result.performance.rows} labelled rows: {shown}")
     outputs = result.report.get("prediction", {}).get("outputs", [])
     if outputs:
         verdicts = ", ".join(f"{o['output']} ({o['meaning']}): {o['verdict']}" for o in outputs)
@@ -215,7 +215,7 @@ def _print(result: CheckResult, path: Path) -> None:
 def _cycle_dict(result: CycleResult) -> dict[str, object]:
     return {
         "model": result.model,
-        "check": None if result.check is None else result.check.report["drift"],
+        "check": None if result.check is None else result.check.drift.to_dict(),
         "check_error": result.check_error,
         "triggers": [t.reason for t in result.triggers],
         "cooldown_left": result.cooldown_left,

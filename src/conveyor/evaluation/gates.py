@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import operator
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from conveyor._config_values import GateRule, ValueProblem
+from conveyor.contracts import GateCheck
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,20 +36,6 @@ class Gate:
         return f"{self.op} {self.threshold:g}"
 
 
-@dataclass(frozen=True)
-class GateResult:
-    """A gate checked against a value."""
-
-    metric: str
-    rule: str
-    value: float
-    passed: bool
-
-    def describe(self) -> str:
-        """``f1 0.612 (needs >= 0.7)``."""
-        return f"{self.metric} {self.value:.4g} (needs {self.rule})"
-
-
 def parse_gates(gates: Mapping[str, str], *, where: str = "evaluation.gates") -> list[Gate]:
     """Parse ``{metric: "op number"}``: rules parsed at config load (``GateRule``, as in
     ``EvaluationConfig.gates``) are used as they are, plain text goes through the same parser.
@@ -66,7 +53,7 @@ def parse_gates(gates: Mapping[str, str], *, where: str = "evaluation.gates") ->
     return parsed
 
 
-def check_gates(gates: list[Gate], metrics: Mapping[str, float]) -> list[GateResult]:
+def check_gates(gates: list[Gate], metrics: Mapping[str, float]) -> list[GateCheck]:
     """Check each gate against ``metrics``.
 
     Raises:
@@ -81,7 +68,12 @@ def check_gates(gates: list[Gate], metrics: Mapping[str, float]) -> list[GateRes
             )
         value = float(metrics[gate.metric])
         results.append(
-            GateResult(gate.metric, gate.rule, value, _OPS[gate.op](value, gate.threshold))
+            GateCheck(
+                metric=gate.metric,
+                rule=gate.rule,
+                value=value,
+                passed=_OPS[gate.op](value, gate.threshold),
+            )
         )
     return results
 
@@ -100,7 +92,7 @@ def check_baseline(
     baseline: Mapping[str, float],
     *,
     strategy: str,
-) -> GateResult:
+) -> GateCheck:
     """The default gate: the model's ``metric`` strictly better than the dummy baseline's
     (direction-aware). The rule names the baseline and its score, so a refusal gives both."""
     from conveyor.evaluation.metrics import higher_is_better
@@ -110,9 +102,4 @@ def check_baseline(
     passed = value > floor if higher else value < floor
     name = _BASELINE_NAMES.get(strategy, strategy)
     rule = f"{'>' if higher else '<'} baseline {floor:.4g} ({name})"
-    return GateResult(metric, rule, value, passed)
-
-
-def as_dicts(results: list[GateResult]) -> list[dict[str, Any]]:
-    """Gate results as plain dicts (for reports and artifacts)."""
-    return [asdict(r) for r in results]
+    return GateCheck(metric=metric, rule=rule, value=value, passed=passed)

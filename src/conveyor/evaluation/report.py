@@ -12,7 +12,9 @@ from conveyor.evaluation.diagnostics import to_jsonable
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["REQUIRED_KEYS", "build_report"]
+    from conveyor.contracts import DatasetVersion, Evaluation, GateReport
+
+__all__ = ["REQUIRED_KEYS", "build_report", "training_report"]
 
 REQUIRED_KEYS = ("run_id", "model_name", "task")
 """Payload keys without which there is no report; every other key may be missing."""
@@ -80,6 +82,38 @@ def build_report(payload: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
     )
     html = _environment().get_template(_TEMPLATE).render(**_context(report))
     return report, html.encode("utf-8")
+
+
+def training_report(
+    *,
+    run_id: str,
+    model_name: str,
+    dataset: DatasetVersion,
+    evaluation: Evaluation,
+    gates: GateReport,
+    diagnostics: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], bytes]:
+    """The report of a train-line run, from its typed stage outputs (see :func:`build_report`).
+
+    ``diagnostics`` is the output of :func:`~conveyor.evaluation.diagnostics.diagnose`.
+    """
+    return build_report(
+        {
+            "run_id": run_id,
+            "model_name": model_name,
+            "data": dataset.model_dump(include={"fingerprint", "source", "rows", "columns"}),
+            "task": evaluation.task,
+            "primary": evaluation.primary,
+            "leaderboard": [row.to_json() for row in evaluation.leaderboard],
+            "best": evaluation.best,
+            "metrics": evaluation.metrics,
+            "gates": [g.to_json() for g in gates.results],
+            "baseline": evaluation.baseline.to_json() if evaluation.baseline else None,
+            "selected_by": evaluation.selected_by,
+            "decision": None,
+            "diagnostics": diagnostics,
+        }
+    )
 
 
 def _environment() -> Any:

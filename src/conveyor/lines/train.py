@@ -10,7 +10,6 @@ from conveyor.contracts import (
     Baseline,
     DatasetVersion,
     Evaluation,
-    GateCheck,
     GateReport,
     LeaderboardRow,
     TuningSummary,
@@ -443,7 +442,7 @@ def _gate(
     )
     return GateReport(
         passed=passed,
-        results=[GateCheck.model_validate(r) for r in gate_rules.as_dicts(results)],
+        results=results,
         failed=[r.describe() for r in results if not r.passed],
     )
 
@@ -462,7 +461,7 @@ def _report(
     importance: dict[str, Any],
 ) -> tuple[dict[str, Any], bytes]:
     from conveyor.evaluation.diagnostics import diagnose
-    from conveyor.evaluation.report import build_report
+    from conveyor.evaluation.report import training_report
 
     diagnostics = diagnose(
         model,
@@ -474,22 +473,14 @@ def _report(
         importance_repeats=importance["repeats"],
         importance_max_rows=importance["max_rows"],
     )
-    payload = {
-        "run_id": ctx.run_id,
-        "model_name": model_name,
-        "data": dataset.model_dump(include={"fingerprint", "source", "rows", "columns"}),
-        "task": evaluation.task,
-        "primary": evaluation.primary,
-        "leaderboard": [row.to_json() for row in evaluation.leaderboard],
-        "best": evaluation.best,
-        "metrics": evaluation.metrics,
-        "gates": [g.to_json() for g in gates.results],
-        "baseline": evaluation.baseline.to_json() if evaluation.baseline else None,
-        "selected_by": evaluation.selected_by,
-        "decision": None,
-        "diagnostics": diagnostics,
-    }
-    return build_report(payload)
+    return training_report(
+        run_id=ctx.run_id,
+        model_name=model_name,
+        dataset=dataset,
+        evaluation=evaluation,
+        gates=gates,
+        diagnostics=diagnostics,
+    )
 
 
 def _set_params(estimator: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from conveyor.errors import ConfigError
 from conveyor.monitoring.alerts import Alert, dispatch
 from conveyor.monitoring.current import PREDICTION, PROBA_PREFIX, REQUEST_ID, read_log
 from conveyor.monitoring.drift import DriftResult, DriftSettings, detect
-from conveyor.monitoring.performance import performance
+from conveyor.monitoring.performance import Performance, performance
 from conveyor.monitoring.profile import (
     CONFIDENCE,
     PROBABILITY,
@@ -43,7 +43,7 @@ class CheckResult:
     html: bytes
     report_digest: str
     html_digest: str
-    performance: dict[str, Any] | None = None
+    performance: Performance | None = None
     alerts: list[str] = field(default_factory=list)
 
     @property
@@ -199,7 +199,7 @@ def check(
         drift,
         model=f"{record.name}:{record.version}",
         source=source,
-        performance=perf,
+        performance=None if perf is None else perf.to_json(),
         checked_at=now,
         task=task,
         meanings=output_meanings(profile, current, task),

@@ -3,6 +3,7 @@ is known, next to the metrics the model version had on its test split."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import DataValidationError
@@ -15,6 +16,35 @@ if TYPE_CHECKING:
     from conveyor.store.metadata import ModelVersionRecord
 
 
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric on the labelled current rows next to its value on the test split."""
+
+    name: str
+    training: float | None
+    current: float
+    change: float | None
+
+
+@dataclass(frozen=True)
+class Performance:
+    """The training metrics recomputed on labelled current rows."""
+
+    rows: int
+    unlabelled: int
+    key: str
+    task: str
+    metrics: list[MetricChange]
+
+    def by_name(self) -> dict[str, MetricChange]:
+        """The metrics by name."""
+        return {m.name: m for m in self.metrics}
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data (the drift report's ``performance``)."""
+        return asdict(self)
+
+
 def performance(
     record: ModelVersionRecord,
     current: pd.DataFrame,
@@ -23,8 +53,8 @@ def performance(
     key: str,
     target: str,
     positive: Any,
-    task: str | None = None,
-) -> dict[str, Any]:
+    task: str,
+) -> Performance:
     """The training metrics recomputed on labelled current rows, next to the test metrics.
 
     ``labels`` holds ``key`` (an id column of the inputs, or ``request_id``) and ``target``.
@@ -42,7 +72,6 @@ def performance(
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise DataValidationError(f"{name}: missing column(s) {', '.join(missing)}")
-    task = task or (record.signature or {}).get("task") or "classification"
     joined = _join_labels(current, labels, key=key, target=target)
     truth = f"{target}_label" if f"{target}_label" in joined.columns else target
     if task == "regression":
@@ -58,21 +87,21 @@ def performance(
     else:
         scores = _classification_scores(labelled, truth, positive)
     rows = [
-        {
-            "name": name,
-            "training": record.metrics.get(name),
-            "current": value,
-            "change": None if record.metrics.get(name) is None else value - record.metrics[name],
-        }
+        MetricChange(
+            name=name,
+            training=record.metrics.get(name),
+            current=value,
+            change=None if record.metrics.get(name) is None else value - record.metrics[name],
+        )
         for name, value in scores.items()
     ]
-    return {
-        "rows": len(labelled),
-        "unlabelled": len(joined) - len(labelled),
-        "key": key,
-        "task": task,
-        "metrics": rows,
-    }
+    return Performance(
+        rows=len(labelled),
+        unlabelled=len(joined) - len(labelled),
+        key=key,
+        task=task,
+        metrics=rows,
+    )
 
 
 def _join_labels(

@@ -5,38 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
+
+    from conveyor.contracts import StepRecorder
 
 CONTEXT_PARAMETER = "ctx"
-
-
-@runtime_checkable
-class StepRecorder(Protocol):
-    """What a step may record in the run's metadata store beyond metrics and attachments.
-
-    The store behind it fills every role of ``conveyor.store.metadata`` (a built-in step that
-    needs more, such as the register step, asks for that role explicitly).
-    """
-
-    def record_dataset(
-        self,
-        fingerprint: str,
-        *,
-        source: str,
-        n_rows: int,
-        n_columns: int,
-        schema_hash: str | None = None,
-        digest: str | None = None,
-        run_id: str | None = None,
-    ) -> None:
-        """Record a dataset version the run read."""
-        ...
-
-    def log_trials(
-        self, run_id: str, step_name: str, candidate: str, trials: Iterable[Mapping[str, Any]]
-    ) -> None:
-        """Record hyper-parameter search trials."""
-        ...
 
 
 @runtime_checkable

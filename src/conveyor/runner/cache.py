@@ -11,7 +11,7 @@ from conveyor.pipeline import key_parts
 if TYPE_CHECKING:
     from conveyor.pipeline import KeyParts, Step
     from conveyor.store.artifacts import AbstractArtifactStore
-    from conveyor.store.metadata import ArtifactRef, CacheHit, SqlMetadataStore
+    from conveyor.store.metadata import ArtifactRef, CacheHit, RunStore
 
 
 class CacheMode(StrEnum):
@@ -45,9 +45,7 @@ def recorded(parts: KeyParts, step: Step, mode: CacheMode) -> dict[str, Any]:
     return {**parts.to_json(), "datasets": dict(step.inputs), "cache": str(mode)}
 
 
-def lookup(
-    key: str, metadata: SqlMetadataStore, artifacts: AbstractArtifactStore
-) -> CacheHit | None:
+def lookup(key: str, metadata: RunStore, artifacts: AbstractArtifactStore) -> CacheHit | None:
     """The reusable earlier execution for ``key``, or None.
 
     A hit whose output bytes were deleted from the artifact store is not reusable.

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from conveyor.runner.base import AbstractExecutor, StepOutcome
     from conveyor.runner.hooks import RunHooks
     from conveyor.store.artifacts import AbstractArtifactStore
-    from conveyor.store.metadata import SqlMetadataStore
+    from conveyor.store.metadata import RunStore
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Runner:
 
     def __init__(
         self,
-        metadata: SqlMetadataStore,
+        metadata: RunStore,
         artifacts: AbstractArtifactStore,
         executor: AbstractExecutor,
         *,

@@ -16,8 +16,7 @@ from conveyor.store.metadata import StepStatus
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from conveyor.store.metadata import SqlMetadataStore
-    from conveyor.store.metadata.sql import StepKeyParts
+    from conveyor.store.metadata import RunStore, StepKeyParts
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +28,7 @@ class StepExplanation:
     reason: str
 
 
-def explain_run(metadata: SqlMetadataStore, run_id: str) -> list[StepExplanation]:
+def explain_run(metadata: RunStore, run_id: str) -> list[StepExplanation]:
     """A verdict for every step of a run, in pipeline order.
 
     Raises:

@@ -18,6 +18,7 @@ from conveyor.store.metadata.records import (
     PredictionLogRecord,
     RunRecord,
     RunStatus,
+    StepKeyParts,
     StepRecord,
     StepStatus,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "RunStore",
     "ServingStore",
     "SqlMetadataStore",
+    "StepKeyParts",
     "StepRecord",
     "StepStatus",
     "current_actor",

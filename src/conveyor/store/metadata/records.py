@@ -72,6 +72,27 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StepKeyParts:
+    """What one step's cache key was made of (as the runner recorded it), with where it ran.
+
+    Attributes:
+        step_id: the step row.
+        run_id: the run the step belongs to.
+        name: the step's name.
+        status: how the step ended (or where it stands).
+        cached_from_run: the run whose execution a cached step reused, if cached.
+        parts: the recorded key parts (JSON data; see ``conveyor.runner.cache.recorded``).
+    """
+
+    step_id: int
+    run_id: str
+    name: str
+    status: StepStatus
+    cached_from_run: str | None
+    parts: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """One execution of a pipeline, with its steps, parameters and metrics."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from conveyor.contracts import StepRecorder
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping, Sequence
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
         PredictionLogRecord,
         RunRecord,
         RunStatus,
+        StepKeyParts,
     )
 
 
@@ -65,8 +68,9 @@ class AuditLog(Protocol):
 
 
 @runtime_checkable
-class RunStore(ArtifactIndex, Protocol):
-    """Runs, steps, the step cache, metrics, datasets and tuning trials (the runner's role)."""
+class RunStore(ArtifactIndex, StepRecorder, Protocol):
+    """Runs, steps, the step cache, metrics, datasets and tuning trials (the runner's role;
+    ``record_dataset`` and ``log_trials`` come from :class:`~conveyor.contracts.StepRecorder`)."""
 
     def create_run(
         self,
@@ -93,8 +97,10 @@ class RunStore(ArtifactIndex, Protocol):
         """Record artifacts by digest."""
         ...
 
-    def start_step(self, step_id: int, *, cache_key: str) -> None:
-        """A step started."""
+    def start_step(
+        self, step_id: int, *, cache_key: str, key_parts: Mapping[str, Any] | None = None
+    ) -> None:
+        """A step started, with its cache key (and the key's parts, for ``--explain``)."""
         ...
 
     def complete_step(
@@ -111,7 +117,13 @@ class RunStore(ArtifactIndex, Protocol):
         ...
 
     def cache_step(
-        self, step_id: int, hit: CacheHit, *, cache_key: str, inputs: Iterable[ArtifactRef]
+        self,
+        step_id: int,
+        hit: CacheHit,
+        *,
+        cache_key: str,
+        inputs: Iterable[ArtifactRef],
+        key_parts: Mapping[str, Any] | None = None,
     ) -> None:
         """A step was reused from the cache."""
         ...
@@ -157,28 +169,18 @@ class RunStore(ArtifactIndex, Protocol):
         """Recent runs."""
         ...
 
-    def record_dataset(
-        self,
-        fingerprint: str,
-        *,
-        source: str,
-        n_rows: int,
-        n_columns: int,
-        schema_hash: str | None = None,
-        digest: str | None = None,
-        run_id: str | None = None,
-    ) -> None:
-        """Record a dataset version."""
+    def step_key_parts(self, run_id: str) -> list[StepKeyParts]:
+        """The recorded cache key parts of a run's steps, in pipeline order."""
+        ...
+
+    def previous_key_parts(
+        self, pipeline: str, step_name: str, *, before_step_id: int
+    ) -> StepKeyParts | None:
+        """The latest key parts of ``step_name`` in an earlier run of ``pipeline``."""
         ...
 
     def list_datasets(self) -> list[DatasetRecord]:
         """Dataset versions."""
-        ...
-
-    def log_trials(
-        self, run_id: str, step_name: str, candidate: str, trials: Iterable[Mapping[str, Any]]
-    ) -> None:
-        """Record tuning trials."""
         ...
 
     def list_trials(self, run_id: str) -> list[dict[str, Any]]:

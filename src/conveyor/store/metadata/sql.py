@@ -11,7 +11,6 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, insert, select, update
@@ -27,6 +26,7 @@ from conveyor.store.metadata.records import (
     DatasetRecord,
     RunRecord,
     RunStatus,
+    StepKeyParts,
     StepRecord,
     StepStatus,
 )
@@ -47,28 +47,7 @@ from conveyor.store.metadata._base import (
 from conveyor.store.metadata._registry import RegistryMixin
 from conveyor.store.metadata._serving import ServingMixin
 
-__all__ = ["ACTOR_ENV", "SqlMetadataStore", "StepKeyParts", "current_actor"]
-
-
-@dataclass(frozen=True, slots=True)
-class StepKeyParts:
-    """What one step's cache key was made of (as the runner recorded it), with where it ran.
-
-    Attributes:
-        step_id: the step row.
-        run_id: the run the step belongs to.
-        name: the step's name.
-        status: how the step ended (or where it stands).
-        cached_from_run: the run whose execution a cached step reused, if cached.
-        parts: the recorded key parts (JSON data; see ``conveyor.runner.cache.recorded``).
-    """
-
-    step_id: int
-    run_id: str
-    name: str
-    status: StepStatus
-    cached_from_run: str | None
-    parts: dict[str, Any]
+__all__ = ["ACTOR_ENV", "SqlMetadataStore", "current_actor"]
 
 
 class SqlMetadataStore(RegistryMixin, ServingMixin):
