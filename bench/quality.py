@@ -297,7 +297,7 @@ def bench_conveyor(table: Any, folder: Path, frame: Any, *, timeout: float) -> R
     with Project.load(project) as proj:
         config = proj.config
         train, test = proj.load_artifact(digests["train"]), proj.load_artifact(digests["test"])
-        evaluation = proj.load_artifact(digests["evaluation"])
+        evaluation = proj.load_artifact(digests["evaluation"]).to_json()
     assert config.data is not None  # init --from always writes a data section
     target, drop = config.data.target, list(config.features.drop)
     primary = config.evaluation.primary

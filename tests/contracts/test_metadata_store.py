@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from conveyor.contracts import CONTRACTS
 from conveyor.errors import (
     ConveyorError,
     MetadataError,
@@ -250,6 +251,18 @@ def test_recording_an_existing_artifact_again_does_not_fail(store: SqlMetadataSt
     assert store.get_run(first_run).steps[0].outputs == (shared,)
     assert store.get_run(second_run).steps[0].outputs == (again,)
     assert _count(store, t.artifacts, t.artifacts.c.digest == shared.digest) == 1
+
+
+@pytest.mark.parametrize("kind", [*sorted(CONTRACTS), "x" * 100])
+def test_every_contract_kind_and_a_long_plugin_kind_are_recorded_whole(
+    store: SqlMetadataStore, kind: str
+) -> None:
+    """Was: the kind column held 20 characters, so PostgreSQL refused ``contract:registration``
+    (SQLite does not enforce lengths, so only the PostgreSQL runs failed)."""
+    ref = _ref("registration", f"bytes of {kind}", kind=kind)
+    run_id, _ = _run_with_step(store, outputs=[ref])
+    assert store.artifact_kind(ref.digest) == kind
+    assert store.get_run(run_id).steps[0].outputs == (ref,)
 
 
 def test_artifact_kind_of_an_unknown_digest_is_not_found(store: SqlMetadataStore) -> None:

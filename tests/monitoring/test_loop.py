@@ -86,8 +86,8 @@ def test_drifted_traffic_is_detected_alerted_and_retrained_with_a_reasoned_decis
             assert second.retrained, second
             assert [t.kind for t in second.triggers] == ["drift", "new_data"]
             decision = second.decision
-            assert decision is not None and decision["version"] == 2
-            assert decision["status"] == "approved" and decision["reason"], decision
+            assert decision is not None and decision.version == 2
+            assert decision.status == "approved" and decision.reason, decision
             alias = proj.metadata.get_alias(MODEL, "production")
             assert alias == 2
 
@@ -101,7 +101,7 @@ def test_drifted_traffic_is_detected_alerted_and_retrained_with_a_reasoned_decis
             )
             fourth = cycle(proj)
             # v2 learnt the drifted world: no drift against it, only the new data
-            assert [t.kind for t in fourth.triggers] == ["new_data"], decision["reason"]
+            assert [t.kind for t in fourth.triggers] == ["new_data"], decision.reason
             assert not fourth.retrained and fourth.cooldown_left
 
             events = [e for e in proj.metadata.list_events(since=started)]

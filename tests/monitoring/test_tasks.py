@@ -205,8 +205,8 @@ def test_watch_retrains_each_task_on_new_data(tmp_path: Path, name: str) -> None
         held.to_csv(project / "data" / "train.csv", mode="a", header=False, index=False)
         second = cycle(proj)
     assert second.retrained and [t.kind for t in second.triggers] == ["new_data"]
-    assert second.decision is not None and second.decision["version"] == 2
-    assert second.decision["status"] in ("approved", "rejected") and second.decision["reason"]
+    assert second.decision is not None and second.decision.version == 2
+    assert second.decision.status in ("approved", "rejected") and second.decision.reason
 
 
 # -- the outputs' profile, without training ---------------------------------------------------

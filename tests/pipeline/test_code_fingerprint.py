@@ -95,10 +95,8 @@ def test_editing_an_imported_helper_changes_the_key(project: Project) -> None:
     assert after.key != before.key
     label = f"module helpers_{project.tag}.py"
     assert before.code[label] != after.code[label]
-    assert (
-        before.code[f"module steps_{project.tag}.py"]
-        == after.code[f"module steps_{project.tag}.py"]
-    )
+    own = f"function steps_{project.tag}:scaled"
+    assert before.code[own] == after.code[own]  # the step itself did not change
 
 
 def test_comments_docstrings_and_blank_lines_do_not_change_the_key(project: Project) -> None:
@@ -167,7 +165,8 @@ def test_modules_outside_the_project_are_ignored(
     s = project.step("steps")
     before = key_parts(s, INPUTS, "1")
     modules = [label for label in before.code if label.startswith("module ")]
-    assert modules == [f"module steps_{project.tag}.py"]
+    assert modules == []  # json, pandas, conveyor and a module outside the project: none counts
+    assert f"function steps_{project.tag}:scaled" in before.code
 
     outside.write_text("FACTOR = 3\n")
     assert _key(s) == before.key
@@ -263,3 +262,59 @@ def test_key_parts_round_trip_through_json() -> None:
     again = KeyParts.from_json(parts.to_json())
     assert again == parts
     assert again.key == parts.key
+
+
+SIBLINGS = """\
+    from conveyor.pipeline import step
+
+    FACTOR = 2
+    OTHER = 5
+
+
+    def double(values):
+        return [v * FACTOR for v in values]
+
+
+    class Offset:
+        amount = 1
+
+
+    @step
+    def scaled(numbers):
+        return [v + Offset.amount for v in double(numbers)]
+
+
+    @step
+    def other(numbers):
+        return [v * OTHER for v in numbers]
+    """
+
+
+def test_a_step_sees_the_helpers_classes_and_constants_of_its_own_module_it_uses(
+    project: Project,
+) -> None:
+    steps = project.write("steps_TAG.py", SIBLINGS)
+    s = project.step("steps")
+    before = _key(s)
+    for old, new in (
+        ("FACTOR = 2", "FACTOR = 3"),  # a constant the helper reads
+        ("return [v * FACTOR", "return [v * FACTOR * 1"),  # the helper function
+        ("amount = 1", "amount = 2"),  # a class it uses
+    ):
+        text = steps.read_text()
+        steps.write_text(text.replace(old, new))
+        assert _key(s) != before, old
+        steps.write_text(text)
+        assert _key(s) == before
+
+
+def test_editing_a_sibling_step_of_the_same_module_leaves_a_step_cached(project: Project) -> None:
+    steps = project.write("steps_TAG.py", SIBLINGS)
+    s = project.step("steps")
+    sibling = project.step("steps", "other")
+    before, sibling_before = _key(s), _key(sibling)
+    steps.write_text(steps.read_text().replace("OTHER = 5", "OTHER = 6"))
+    assert _key(s) == before
+    assert _key(sibling) != sibling_before
+    steps.write_text(steps.read_text().replace("v * OTHER", "v * OTHER + 1"))
+    assert _key(s) == before

@@ -100,6 +100,104 @@ def _imports(tree: ast.AST) -> Iterator[_Import]:
             yield _Import(node.module or "", node.level, names)
 
 
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """What a function of a project module depends on inside that module.
+
+    Attributes:
+        digest: SHA-256 of the normalised module-level definitions the function reaches by
+            name (itself, the functions, classes and assignments it uses, transitively).
+        imports: the import statements whose bound names those definitions use.
+    """
+
+    digest: str
+    imports: tuple[_Import, ...]
+
+
+def function_closure(path: Path, qualname: str) -> Closure | None:
+    """The part of module ``path`` that function ``qualname`` depends on, or None when the
+    function is not a top-level definition there (a nested function, a lambda, a syntax error):
+    then the whole module counts.
+
+    So editing one step of a module leaves its sibling steps cached, while editing a helper
+    function, class or constant a step uses (or an imported project module) does not.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    return _closure(raw, str(path), qualname)
+
+
+@functools.lru_cache(maxsize=256)
+def _closure(raw: bytes, filename: str, qualname: str) -> Closure | None:
+    """:func:`function_closure` of a module's bytes (memoised: unchanged files parse once)."""
+    try:
+        tree = _without_docstrings(ast.parse(raw, filename=filename))
+    except (SyntaxError, ValueError):
+        return None
+    assert isinstance(tree, ast.Module)
+    defined: dict[str, ast.stmt] = {}
+    bound: dict[str, _Import] = {}
+    for node in tree.body:
+        for name in _defines(node):
+            defined[name] = node
+        for name, imp in _binds(node):
+            bound[name] = imp
+    start = defined.get(qualname.partition(".")[0])
+    if start is None or "<" in qualname:
+        return None
+    reached: dict[int, ast.stmt] = {}
+    used: dict[int, _Import] = {}
+    queue = [start]
+    while queue:
+        node = queue.pop()
+        if id(node) in reached:
+            continue
+        reached[id(node)] = node
+        for name in _names_used(node):
+            if name in defined:
+                queue.append(defined[name])
+            elif name in bound:
+                used[id(bound[name])] = bound[name]
+    ordered = [n for n in tree.body if id(n) in reached]  # source order: a stable digest
+    digest = hashlib.sha256("\n".join(ast.dump(n) for n in ordered).encode()).hexdigest()
+    return Closure(digest, tuple(used.values()))
+
+
+def _defines(node: ast.stmt) -> list[str]:
+    """The module-level names a statement defines (def, class, assignment targets)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+        targets = [node.target]
+    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
+def _binds(node: ast.stmt) -> list[tuple[str, _Import]]:
+    """The names a module-level import statement binds, each with what it imports."""
+    if isinstance(node, ast.Import):
+        return [
+            (alias.asname or alias.name.partition(".")[0], _Import(alias.name, 0, ()))
+            for alias in node.names
+        ]
+    if isinstance(node, ast.ImportFrom):
+        return [
+            (alias.asname or alias.name, _Import(node.module or "", node.level, (alias.name,)))
+            for alias in node.names
+            if alias.name != "*"
+        ]
+    return []
+
+
+def _names_used(node: ast.AST) -> set[str]:
+    """Every plain name a definition reads (decorators, defaults and annotations included)."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
 @functools.cache
 def conveyor_code_digest() -> str:
     """SHA-256 over every file of the installed conveyor package (computed once per process)."""
@@ -199,6 +297,14 @@ def module_digests(entries: Iterable[tuple[str, Path]], root: Path) -> dict[str,
         for imp in parsed.imports:
             queue.extend(_project_targets(imp, package, root))
     return {_label(path, root): digest for path, digest in sorted(seen.items())}
+
+
+def imported_modules(
+    imports: Iterable[_Import], module: str, path: Path, root: Path
+) -> list[tuple[str, Path]]:
+    """The project modules that ``imports`` (statements of ``module`` at ``path``) load."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    return [target for imp in imports for target in _project_targets(imp, package, root)]
 
 
 def _project_targets(imp: _Import, package: str, root: Path) -> Iterator[tuple[str, Path]]:

@@ -153,8 +153,10 @@ def code_digests(step: Step) -> dict[str, str]:
 
     A built-in step: its function's name, the installed conveyor code, and the project modules
     its parameters name by dotted path (an estimator, a derive function). A user step: its
-    function's name, the normalised source of its module and of the project modules that module
-    imports (directly or not), and what it declares in ``depends_on``. A function whose module
+    function with the definitions of its own module it uses (functions, classes, constants,
+    transitively), the project modules those import (whole, directly or not), and what it
+    declares in ``depends_on``; editing a sibling step of the same module does not count. A
+    function that is not a top-level definition counts its whole module. A function whose module
     is not a project file (a lambda made by ``eval``, a function from an installed package) is
     hashed by its own source.
     """
@@ -168,7 +170,14 @@ def code_digests(step: Step) -> dict[str, str]:
     root = _code.project_root(module) or Path.cwd()
     modules: list[tuple[str, Path]] = []
     own = _code.module_file(module) if module else None
+    closure = None
     if own is not None and _code.in_project(own, root):
+        closure = _code.function_closure(own, getattr(func, "__qualname__", ""))
+    if closure is not None and own is not None:
+        # the function with what it uses of its own module; the project modules it imports
+        parts = {label: closure.digest}
+        modules.extend(_code.imported_modules(closure.imports, module, own, root))
+    elif own is not None and _code.in_project(own, root):
         modules.append((module, own))
         parts = {label: "module"}  # the module's digest covers the function's source
     else:

@@ -111,7 +111,7 @@ def test_a_database_at_0004_gains_the_column_and_keeps_its_steps(tmp_path: Path)
     try:
         with store._engine.connect() as conn:
             revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-        assert revision == HEAD == "0005"
+        assert revision == HEAD == "0006"
         assert [s.name for s in store.get_run("r1").steps] == ["make"]
         assert store.step_key_parts("r1") == []
     finally:

@@ -77,7 +77,7 @@ artifacts = Table(
     "artifacts",
     metadata,
     Column("digest", String(64), primary_key=True),
-    Column("kind", String(20), nullable=False),
+    Column("kind", String(100), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
 )
