@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast check format bench soak mutate clean
+.PHONY: demo test test-fast check format image bench soak mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test-fast: $(STAMP)  ## skip the slow end-to-end tests
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
+
+IMAGE_PROJECT ?= build/image-visa
+IMAGE_TAG ?= conveyor-visa:dev
+image: $(STAMP)  ## the visa example's image with this checkout's wheel (BASE=IMAGE to change its base)
+	rm -rf $(IMAGE_PROJECT)
+	$(BIN)/conveyor init $(IMAGE_PROJECT) --example visa
+	$(BIN)/python -m pip wheel --no-deps --quiet -w $(IMAGE_PROJECT) .
+	$(BIN)/conveyor build-image -p $(IMAGE_PROJECT) --tag $(IMAGE_TAG) $(if $(BASE),--base $(BASE)) \
+		--spec "/tmp/install/$$(cd $(IMAGE_PROJECT) && ls conveyor-*.whl)[postgres,s3]"
 
 bench: $(STAMP)  ## benchmarks (peers in their own venvs: bench/.venv-peers, bench/.venv-evidently)
 	$(BIN)/python bench/overhead.py

@@ -12,6 +12,9 @@ one server process alive at a time, and drives both with the same single-row req
 separate load-generator process. conveyor runs with its production defaults (API keys, the
 prediction log), and once more with ``--no-log-predictions`` for information. Batch scoring
 (`conveyor predict`) is compared with a bare in-process `model.predict` on the same rows.
+The image `conveyor init` writes is built with podman (`conveyor build-image`, from a wheel of
+this checkout) and its registry-mode server is driven like the others: its throughput against
+`conveyor serve` on the host, and the image's size (skipped, with the reason, without podman).
 
 Prints one table (measure | value | goal | ok?). It is a report, not a test: the exit code is
 always 0 and a missed goal shows as FAIL in the ok? column. See bench/README.md.
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import _container
 from _report import Row, fmt, print_table, section
 
 if TYPE_CHECKING:
@@ -48,6 +52,8 @@ MODEL_REF = "visa-approval@production"
 THROUGHPUT_GOAL = 3.0  # conveyor req/s >= 3x MLflow's at the highest client count
 P99_GOAL = 1 / 3  # conveyor p99 <= 1/3 of MLflow's at the highest client count
 BATCH_GOAL = 0.8  # conveyor predict rows/s >= 0.8x in-process model.predict
+CONTAINER_GOAL = 0.9  # the image's server req/s >= 0.9x `conveyor serve` on the host
+IMAGE_MB_GOAL = 600  # the image with the visa model, uncompressed (podman's size)
 CHECK_ROWS = 200  # rows whose labels must agree everywhere
 POOL_ROWS = 2000  # distinct request bodies the load generator cycles through
 NOISY_CORES = 0.1  # other processes' CPU during a load level above which the run is flagged
@@ -534,6 +540,8 @@ class Setup:
     mlflow_info: dict[str, Any]
     mlflow_error: str | None
     records: list[dict[str, Any]]
+    image: _container.Image | None = None
+    image_error: str | None = None  # why there is no container column
 
 
 def setup(root: Path, conveyor_bin: Path) -> Setup:
@@ -625,6 +633,44 @@ def conveyor_server(s: Setup, conveyor_bin: Path, *, log_predictions: bool = Tru
     )
 
 
+@dataclass
+class ContainerServer(Server):
+    """The image in registry mode under podman: ``proc`` is the attached ``podman run``; CPU is
+    the container's own (its PID 1's tree), and the container is removed on stop."""
+
+    container: str = ""
+    podman: str = "podman"
+
+    def cpu(self) -> float | None:
+        pid = _container.container_pid(self.podman, self.container)
+        return None if pid is None else _tree_cpu(pid)
+
+    def stop(self) -> None:
+        super().stop()
+        _container.remove(self.podman, self.container)
+
+
+def container_server(s: Setup) -> Server:
+    assert s.image is not None
+    port = free_port()
+    _container.open_store(s.project)
+    name, cmd = _container.run_command(s.image, s.project, port)
+    headers = {"X-API-Key": s.api_key}
+    return ContainerServer(
+        "container (podman)",
+        cmd,
+        clean_env(),
+        s.root,
+        port,
+        "/ready",
+        "/v1/predict",
+        headers,
+        True,
+        container=name,
+        podman=s.image.podman,
+    )
+
+
 def mlflow_server(s: Setup) -> Server:
     from _peers import PEERS_DIR
 
@@ -656,12 +702,17 @@ SIDES = {
     "conveyor-nolog": Side(
         "conveyor-nolog", "conveyor, --no-log-predictions (info)", "records", False
     ),
+    "container": Side(
+        "container", "container (podman, registry mode) /v1/predict", "records", True
+    ),
 }
 
 
 def make_server(side: str, s: Setup, conveyor_bin: Path) -> Server:
     if side == "mlflow":
         return mlflow_server(s)
+    if side == "container":
+        return container_server(s)
     return conveyor_server(s, conveyor_bin, log_predictions=side == "conveyor")
 
 
@@ -702,6 +753,8 @@ def measure_online(s: Setup, args: argparse.Namespace, conveyor_bin: Path) -> On
         sides.append("mlflow")
     if not args.skip_log_off:
         sides.append("conveyor-nolog")
+    if s.image is not None:
+        sides.append("container")
     for r in range(args.rounds):
         order = sides if r % 2 == 0 else sides[::-1]
         for key in order:
@@ -757,6 +810,7 @@ def online_rows(s: Setup, online: Online, args: argparse.Namespace) -> list[Row]
     for key, label in (
         ("conveyor", "conveyor serve"),
         ("mlflow", "mlflow models serve"),
+        ("container", "container (podman run)"),
     ):
         if key in online.start_s:
             rows.append(Row(f"{label}: start to ready, 1 worker", fmt_s(online.start_s[key])))
@@ -852,7 +906,7 @@ def online_rows(s: Setup, online: Online, args: argparse.Namespace) -> list[Row]
     # The same labels everywhere.
     expected = in_process_labels(s.model, s.records[:CHECK_ROWS])
     parts, ok = [], True
-    for key in ("conveyor", "mlflow"):
+    for key in ("conveyor", "mlflow", *(["container"] if s.image else [])):
         labels = online.labels.get(key)
         if labels is None:
             parts.append(f"{key} n/a")
@@ -869,6 +923,7 @@ def online_rows(s: Setup, online: Online, args: argparse.Namespace) -> list[Row]
             "ok" if ok else "FAIL",
         )
     )
+    rows += container_rows(s, online, top)
     noise = [
         (x.other_cpu, f"{key}, {clients} client(s)")
         for (key, clients), levels in online.levels.items()
@@ -884,6 +939,43 @@ def online_rows(s: Setup, online: Online, args: argparse.Namespace) -> list[Row]
             text += ": DISTURBED, numbers not reliable"
             say(f"other processes used up to {worst:.2f} cores during the load levels")
         rows.append(Row("other processes' CPU during the load levels (noise)", text))
+    return rows
+
+
+def container_rows(s: Setup, online: Online, top: int) -> list[Row]:
+    """The image: its size and build time, and its server's throughput against the host's."""
+    goal_t, goal_mb = f">= {CONTAINER_GOAL}x", f"< {IMAGE_MB_GOAL} MB"
+    if s.image is None:
+        why = s.image_error or "not measured"
+        return [Row("container: skipped", why[:100])]
+    mb = s.image.size_bytes / 1e6
+    rows = [
+        Row(
+            f"image build (conveyor build-image, podman, FROM {s.image.base})", fmt(s.image.build_s)
+        ),
+        Row(
+            "image size (visa model served from the mounted store)",
+            f"{mb:,.0f} MB",
+            goal_mb,
+            "ok" if mb < IMAGE_MB_GOAL else "FAIL",
+        ),
+    ]
+    ours, host = online.levels.get(("container", top)), online.levels.get(("conveyor", top))
+    if ours and host:
+        ratio = statistics.median([x.rps for x in ours]) / statistics.median([x.rps for x in host])
+        rows.append(
+            Row(
+                f"throughput container / conveyor serve on the host, {top} clients",
+                f"{ratio:.2f}x",
+                goal_t,
+                "ok" if ratio >= CONTAINER_GOAL else "FAIL",
+            )
+        )
+    else:
+        why = online.errors.get("container", "not measured")
+        rows.append(
+            Row(f"throughput container / conveyor serve, {top} clients", why[:80], goal_t, "FAIL")
+        )
     return rows
 
 
@@ -970,6 +1062,18 @@ def bench(args: argparse.Namespace, root: Path) -> list[Row]:
         rows.append(
             Row("  mlflow.sklearn.save_model (cloudpickle + signature)", fmt(info["save_s"]))
         )
+    if args.skip_container:
+        s.image_error = "--skip-container"
+    else:
+        try:
+            s.image = _container.build(s.project, conveyor_bin, base=args.container_base, say=say)
+        except (
+            _container.ContainerUnavailableError,
+            RuntimeError,
+            subprocess.TimeoutExpired,
+        ) as exc:
+            s.image_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            say(f"container column skipped: {exc}")
     online = measure_online(s, args, conveyor_bin)
     rows += online_rows(s, online, args)
     rows += section("batch scoring", f">= {BATCH_GOAL}x", lambda: batch_rows(s, args, conveyor_bin))
@@ -995,6 +1099,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--skip-log-off",
         action="store_true",
         help="do not measure conveyor with --no-log-predictions as well (info rows)",
+    )
+    parser.add_argument(
+        "--skip-container", action="store_true", help="do not build and measure the image"
+    )
+    parser.add_argument(
+        "--container-base",
+        help=f"the image's BASE (default: {_container.DEBIAN_BASE} when podman has it, else "
+        "python:3.11-slim)",
     )
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

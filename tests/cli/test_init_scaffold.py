@@ -154,10 +154,51 @@ def test_workflow_image_job_pushes_sha_and_latest(workflow: dict[Any, Any]) -> N
 
 def test_workflow_pins_action_major_versions(workflow: dict[Any, Any]) -> None:
     uses = [s["uses"] for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
-    assert len(uses) == 6
+    assert len(uses) == 14
     for ref in uses:
         _, _, version = ref.partition("@")
         assert version.startswith("v") and version[1:].isdigit(), ref
+
+
+CLOUDS = {  # CLOUD_REGISTRY value -> the actions that log in to it
+    "ecr": {"aws-actions/configure-aws-credentials", "aws-actions/amazon-ecr-login"},
+    "artifact-registry": {"google-github-actions/auth", "google-github-actions/setup-gcloud"},
+    "acr": {"azure/login"},
+}
+
+
+def test_workflow_cloud_image_job_pushes_to_the_registry_a_variable_names(
+    workflow: dict[Any, Any],
+) -> None:
+    job = workflow["jobs"]["cloud-image"]
+    assert job["needs"] == "train"
+    assert job["if"].startswith("github.event_name == 'push' && github.ref == 'refs/heads/main'")
+    assert (
+        """contains(fromJSON('["ecr", "artifact-registry", "acr"]'), vars.CLOUD_REGISTRY)"""
+        in (job["if"])
+    )
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}  # OIDC, no keys
+    assert job["env"]["CLOUD_IMAGE"] == "${{ vars.CLOUD_IMAGE_NAME || 'visa-server' }}"
+    steps = job["steps"]
+    for cloud, actions in CLOUDS.items():
+        guarded = [s for s in steps if s.get("if") == f"vars.CLOUD_REGISTRY == '{cloud}'"]
+        assert {s["uses"].split("@")[0] for s in guarded if "uses" in s} == actions
+        (sets,) = [s for s in guarded if "run" in s]
+        assert (
+            'echo "REPOSITORY=' in sets["run"] and '/$CLOUD_IMAGE" >> "$GITHUB_ENV"' in sets["run"]
+        )
+    unguarded = [s["uses"].split("@")[0] for s in steps if "if" not in s]
+    assert unguarded == [
+        "actions/checkout",
+        "docker/setup-buildx-action",
+        "docker/build-push-action",
+    ]
+    build = steps[-1]["with"]
+    assert build["push"] is True
+    assert build["tags"].splitlines() == [
+        "${{ env.REPOSITORY }}:${{ github.sha }}",
+        "${{ env.REPOSITORY }}:latest",
+    ]
 
 
 def test_workflow_matches_the_github_workflow_schema(visa: Path) -> None:
@@ -177,30 +218,43 @@ def test_workflow_matches_the_github_workflow_schema(visa: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_dockerfile_builds_a_non_root_server_of_the_production_model(visa: Path) -> None:
+def test_dockerfile_builds_one_non_root_image_for_every_mode(visa: Path) -> None:
     commands = parse_dockerfile(visa / "Dockerfile")
     names = [c.cmd for c in commands]
-    assert names[0] == "FROM"
-    assert commands[0].value == ("python:3.11-slim",)
+    assert names[:2] == ["ARG", "FROM"]  # the base is a build argument, python:3.11-slim by default
+    assert commands[0].value == ("BASE=python:3.11-slim",)
+    assert commands[1].value == ("${BASE}",)
     assert names.count("FROM") == 1
-    (arg,) = instructions(visa / "Dockerfile", "ARG")
-    assert arg.value == ('CONVEYOR_SPEC="conveyor[postgres,s3]"',)
+    args = [c.value[0] for c in instructions(visa / "Dockerfile", "ARG")]
+    assert args == [
+        "BASE=python:3.11-slim",
+        'CONVEYOR_SPEC="conveyor[postgres,s3]"',
+        "PIP_CONSTRAINT",
+        "PIP_CERT",  # no default: unset unless given, never baked into the image
+    ]
     install = [c.value[0] for c in commands if c.cmd == "RUN" and "pip install" in c.value[0]]
-    assert install == ['pip install --no-cache-dir "${CONVEYOR_SPEC}"']
-    (copy,) = instructions(visa / "Dockerfile", "COPY")
-    assert copy.value == ("conveyor.yaml", "schema.yaml*", "*.py", "./")
-    assert instructions(visa / "Dockerfile", "EXPOSE")[0].value == ("8000",)
+    assert len(install) == 1
+    assert install[0].startswith("python3 -m venv /opt/venv")  # works on Debian's python3 too
+    assert 'pip install --no-cache-dir "${CONVEYOR_SPEC}"' in install[0]
+    (env,) = instructions(visa / "Dockerfile", "ENV")
+    pairs = dict(zip(env.value[::2], env.value[1::2], strict=True))
+    assert pairs["PATH"] == "/opt/venv/bin:$PATH"
+    assert pairs["CONVEYOR_PROJECT"] == "/app"
+    wheels, project = instructions(visa / "Dockerfile", "COPY")
+    assert wheels.value == ("Dockerfile", "*.whl", "constraints*.txt", "/tmp/install/")
+    assert project.value == ("conveyor.yaml", "schema.yaml*", "*.py", "./")
+    assert instructions(visa / "Dockerfile", "EXPOSE")[0].value == ("8000", "8080", "5001")
+    (entrypoint,) = instructions(visa / "Dockerfile", "ENTRYPOINT")
     (cmd,) = instructions(visa / "Dockerfile", "CMD")
-    assert cmd.json
-    assert cmd.value == (
-        *("conveyor", "serve", "--model", "visa-approval@production"),
-        *("--host", "0.0.0.0", "--port", "8000"),
-    )
+    assert entrypoint.json and cmd.json, "exec form: SIGTERM must reach the server"
+    assert entrypoint.value == ("conveyor", "container")
+    assert cmd.value == ()  # the mode comes from the environment (SageMaker passes `serve`)
     users = [i for i, c in enumerate(commands) if c.cmd == "USER"]
     assert users, "the server must not run as root"
-    assert users[-1] < names.index("CMD")
-    user = commands[users[-1]].value[0].split(":")[0]
-    assert user not in ("root", "0")
+    assert users[-1] < names.index("ENTRYPOINT")
+    assert commands[users[-1]].value == ("10001:10001",)  # numeric: runAsNonRoot can check it
+    text = (visa / "Dockerfile").read_text(encoding="utf-8")
+    assert "the model visa-approval@production of the project's registry" in text
 
 
 def test_dockerfile_documents_the_store_variables(visa: Path) -> None:
@@ -225,14 +279,15 @@ def test_dockerignore_keeps_local_state_out(visa: Path) -> None:
 
 
 @contextmanager
-def health_server(status: int) -> Iterator[tuple[int, list[str]]]:
-    """A loopback HTTP server answering GET /health with ``status``; yields (port, paths seen)."""
+def health_server(status: int, route: str = "/health") -> Iterator[tuple[int, list[str]]]:
+    """A loopback HTTP server answering GET ``route`` with ``status``; yields (port, paths
+    seen)."""
     paths: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             paths.append(self.path)
-            self.send_response(status if self.path == "/health" else 404)
+            self.send_response(status if self.path == route else 404)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -250,18 +305,29 @@ def health_server(status: int) -> Iterator[tuple[int, list[str]]]:
         thread.join(timeout=10)
 
 
-def run_healthcheck(argv: list[str], port: int) -> subprocess.CompletedProcess[str]:
-    """Run the HEALTHCHECK command with this venv's python in place of the image's."""
-    assert argv[:2] == ["python", "-c"], argv
-    env = {**os.environ, "PORT": str(port)}
+MODE_VARIABLES = (
+    *("CONVEYOR_PLATFORM", "PORT", "SAGEMAKER_BIND_TO_PORT", "AZUREML_MODEL_DIR"),
+    *("CONVEYOR_AZUREML_PORT", "AIP_HTTP_PORT", "AIP_HEALTH_ROUTE", "AIP_PREDICT_ROUTE"),
+)
+
+
+def run_healthcheck(
+    argv: list[str], port: int, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the HEALTHCHECK command with this venv's conveyor in place of the image's; ``env``
+    (default: ``PORT``) replaces the variables that choose the mode."""
+    assert argv[0] == "conveyor", argv
+    base = {k: v for k, v in os.environ.items() if k not in MODE_VARIABLES}
+    env = {**base, **(env if env is not None else {"PORT": str(port)})}
+    conveyor = str(Path(sys.executable).with_name("conveyor"))
     return subprocess.run(
-        [sys.executable, *argv[1:]], env=env, capture_output=True, text=True, timeout=60
+        [conveyor, *argv[1:]], env=env, capture_output=True, text=True, timeout=60
     )
 
 
 def test_healthcheck_passes_on_a_healthy_server(visa: Path) -> None:
     argv = healthcheck_argv(visa / "Dockerfile")
-    assert "'8000'" in argv[-1]  # the default port when PORT is unset
+    assert argv == ["conveyor", "container", "--healthcheck"]  # the mode rules live in one place
     with health_server(200) as (port, paths):
         proc = run_healthcheck(argv, port)
     assert proc.returncode == 0, proc.stderr
@@ -281,6 +347,39 @@ def test_healthcheck_fails_when_nothing_listens(visa: Path) -> None:
     assert run_healthcheck(healthcheck_argv(visa / "Dockerfile"), port).returncode != 0
 
 
+@pytest.mark.parametrize(
+    ("env", "route"),
+    [
+        ({"CONVEYOR_PLATFORM": "sagemaker", "SAGEMAKER_BIND_TO_PORT": "{port}"}, "/ping"),
+        (
+            {"AIP_HTTP_PORT": "{port}", "AIP_HEALTH_ROUTE": "/v1/endpoints/1/deployedModels/2"},
+            "/v1/endpoints/1/deployedModels/2",
+        ),
+        ({"AIP_PREDICT_ROUTE": "/p", "AIP_HTTP_PORT": "{port}"}, "/health"),
+        ({"AZUREML_MODEL_DIR": "/var/azureml-app/m", "CONVEYOR_AZUREML_PORT": "{port}"}, "/"),
+        ({"CONVEYOR_BUNDLE": "/b", "PORT": "{port}"}, "/health"),
+        ({"CONVEYOR_PLATFORM": "registry", "PORT": "{port}"}, "/health"),
+    ],
+)
+def test_healthcheck_probes_the_route_of_each_mode(
+    visa: Path, env: dict[str, str], route: str
+) -> None:
+    argv = healthcheck_argv(visa / "Dockerfile")
+    with health_server(200, route) as (port, paths):
+        filled = {k: v.format(port=port) for k, v in env.items()}
+        proc = run_healthcheck(argv, port, filled)
+    assert proc.returncode == 0, proc.stderr
+    assert paths == [route]
+
+
+def test_healthcheck_of_a_platform_mode_fails_on_the_registry_route(visa: Path) -> None:
+    with health_server(200, "/health") as (port, paths):
+        env = {"CONVEYOR_PLATFORM": "sagemaker", "SAGEMAKER_BIND_TO_PORT": str(port)}
+        proc = run_healthcheck(healthcheck_argv(visa / "Dockerfile"), port, env)
+    assert proc.returncode != 0
+    assert paths == ["/ping"]
+
+
 # --- every `conveyor ...` line in the files is a real command ----------------------------------
 
 
@@ -296,7 +395,7 @@ def workflow_commands(workflow: dict[Any, Any]) -> list[list[str]]:
 
 def dockerfile_commands(path: Path) -> list[list[str]]:
     exec_form = [list(c.value) for c in parse_dockerfile(path) if c.json and c.cmd != "HEALTHCHECK"]
-    return [argv for argv in exec_form if argv[0] == "conveyor"]
+    return [argv for argv in exec_form if argv and argv[0] == "conveyor"]
 
 
 def assert_real_command(argv: list[str]) -> None:
@@ -363,8 +462,7 @@ def test_minimal_project_serves_its_own_model(tmp_path: Path) -> None:
     out = init(project).stdout
     for target in DEPLOY_FILES.values():
         assert f"created {project / target}" in out
-    (cmd,) = instructions(project / "Dockerfile", "CMD")
-    assert cmd.value[:4] == ("conveyor", "serve", "--model", "churn-model@production")
+    assert "the model churn-model@production" in (project / "Dockerfile").read_text("utf-8")
     assert "docker build -t churn-server ." in (project / "Dockerfile").read_text(encoding="utf-8")
     workflow = yaml.safe_load((project / WORKFLOW).read_text(encoding="utf-8"))
     assert workflow_commands(workflow) == [["conveyor", "run", "train"]]
@@ -373,8 +471,7 @@ def test_minimal_project_serves_its_own_model(tmp_path: Path) -> None:
 def test_odd_folder_names_still_give_valid_files(tmp_path: Path) -> None:
     project = tmp_path / "2024"  # YAML would read a bare 2024 as a number
     init(project)
-    (cmd,) = instructions(project / "Dockerfile", "CMD")
-    assert cmd.value[3] == "2024-model@production"
+    assert "the model 2024-model@production" in (project / "Dockerfile").read_text("utf-8")
     assert "docker build -t 2024-server ." in (project / "Dockerfile").read_text(encoding="utf-8")
 
 
@@ -395,6 +492,5 @@ def test_existing_files_are_kept_unless_forced(tmp_path: Path) -> None:
     assert f"created {project / 'Dockerfile'}" in forced
     assert f"created {project / WORKFLOW}" in forced
     assert "kept existing" not in forced
-    (cmd,) = instructions(project / "Dockerfile", "CMD")
-    assert cmd.value[3] == "p-model@production"
+    assert "the model p-model@production" in (project / "Dockerfile").read_text("utf-8")
     assert "conveyor run train" in (project / WORKFLOW).read_text(encoding="utf-8")

@@ -79,4 +79,34 @@ def visa_records(n: int, *, seed: int = 0) -> list[dict[str, Any]]:
     return list(json.loads(frame.to_json(orient="records")))
 
 
-__all__ = ["MODEL", "LiveServer", "free_port", "settings_for", "visa_records"]
+__all__ = [
+    "MODEL",
+    "LiveServer",
+    "free_port",
+    "in_process_labels",
+    "settings_for",
+    "visa_records",
+]
+
+
+@pytest.fixture(scope="session")
+def visa_bundle(trained_visa: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``conveyor export model visa-approval@production`` of the trained project, once per
+    session (a folder; ``<folder>.tar.gz`` sits next to it). Copy it before changing it."""
+    from conveyor.registry.bundle import export_model
+
+    root = tmp_path_factory.mktemp("visa-bundle")
+    project = Path(shutil.copytree(trained_visa, root / "project"))
+    with Project.load(project) as proj:
+        export_model(proj.metadata, proj.artifacts, f"{MODEL}@production", root / "bundle")
+    return root / "bundle"
+
+
+def in_process_labels(bundle: Path, records: list[dict[str, Any]]) -> list[Any]:
+    """What the bundle's model says for ``records`` when called in this process."""
+    import pandas as pd
+
+    from conveyor.registry.bundle import open_bundle
+
+    model = open_bundle(bundle).load_model()
+    return [v.item() if hasattr(v, "item") else v for v in model.predict(pd.DataFrame(records))]

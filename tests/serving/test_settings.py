@@ -11,6 +11,9 @@ from conveyor.serving.app import ServeSettings
 RUNTIME = {
     "project",
     "model",
+    "bundle",
+    "platform",
+    "log_dir",
     "max_batch_rows",
     "poll_seconds",
     "log_flush_seconds",

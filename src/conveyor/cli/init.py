@@ -267,9 +267,20 @@ def _deployment_values(config_path: Path) -> dict[str, str]:
     alias = registry.promote.alias if registry is not None else "production"
     return {
         "PROJECT": _slug(config.project),
-        "IMAGE": f"{_slug(config.project)}-server",
-        "MODEL_REF": json.dumps(f"{model}@{alias}"),
+        "IMAGE": _image(config.project),
+        "MODEL_REF": f"{model}@{alias}",
     }
+
+
+def image_name(config_path: Path) -> str:
+    """The image name of a project, from its conveyor.yaml: ``PROJECT-server``."""
+    from conveyor.config import load_config
+
+    return _image(load_config(config_path).project)
+
+
+def _image(project: str) -> str:
+    return f"{_slug(project)}-server"
 
 
 def _slug(name: str) -> str:

@@ -5,7 +5,21 @@ from __future__ import annotations
 import typer
 
 from conveyor._version import __version__
-from conveyor.cli import data, demo, init, keys, lineage, models, monitor, run, runs, serve
+from conveyor.cli import (
+    container,
+    data,
+    demo,
+    export,
+    image,
+    init,
+    keys,
+    lineage,
+    models,
+    monitor,
+    run,
+    runs,
+    serve,
+)
 
 app = typer.Typer(
     name="conveyor",
@@ -29,6 +43,9 @@ app.add_typer(keys.app, name="keys")
 app.command("monitor")(monitor.monitor)
 app.command("watch")(monitor.watch)
 app.command("demo")(demo.demo)
+app.add_typer(export.app, name="export")
+app.command("container")(container.container)
+app.command("build-image")(image.build_image)
 
 
 def _version(value: bool) -> None:

@@ -16,8 +16,14 @@ from conveyor.cli._output import EXIT_USAGE, console, conveyor_errors, print_jso
 from conveyor.serving.batch import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastapi import FastAPI
+
     from conveyor.project import Project
     from conveyor.serving.app import ServeSettings
+
+GRACEFUL_SECONDS = 8  # SIGTERM to exit: within 10 s (SageMaker kills 30 s after SIGTERM)
 
 ModelOpt = Annotated[
     str | None,
@@ -30,8 +36,37 @@ ModelOpt = Annotated[
 ]
 
 
+BundleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bundle",
+        help="Serve this model bundle (folder, .tar.gz or URI from `conveyor export model`) "
+        "with no metadata store and no project.",
+    ),
+]
+PlatformOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--platform",
+        help="sagemaker | vertex | azureml: that platform's routes, port, payloads and limits "
+        "(the model from --bundle or the platform's model folder; no API keys).",
+    ),
+]
+LogDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-dir",
+        envvar="CONVEYOR_LOG_DIR",
+        help="Bundle/platform modes: write the prediction log as Parquet under this folder or "
+        "fsspec URI (default: no log).",
+    ),
+]
+
+
 def serve(
     model: ModelOpt = None,
+    bundle: BundleOpt = None,
+    platform: PlatformOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (serving.host).")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (serving.port).")] = None,
     workers: Annotated[
@@ -51,55 +86,127 @@ def serve(
     no_log: Annotated[
         bool, typer.Option("--no-log-predictions", help="Do not keep the prediction log.")
     ] = False,
+    log_dir: LogDirOpt = None,
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Serve a registered model over HTTP (FastAPI + uvicorn) with API keys and health checks."""
-    import uvicorn
-
-    from conveyor.project import Project
-    from conveyor.serving.app import SETTINGS_ENV, create_app
-
+    """Serve a registered model (or a bundle) over HTTP with API keys and health checks."""
     err = console(stderr=True)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    if unknown_categories not in (None, "reject", "unknown"):
+        err.print(
+            f"[red]error:[/] --unknown-categories {unknown_categories!r}: choose reject or unknown"
+        )
+        raise typer.Exit(EXIT_USAGE)
+    if model is not None and (bundle is not None or platform is not None):
+        err.print("[red]error:[/] --model serves from the registry; a bundle holds one model")
+        raise typer.Exit(EXIT_USAGE)
+    flags: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "unknown_categories": unknown_categories,
+        "auth": "none" if no_auth else None,
+        "public_docs": True if public_docs else None,
+        "log_predictions": False if no_log else None,
+    }
+    if bundle is not None or platform is not None:
+        run_bundle(bundle, platform, flags | {"log_dir": log_dir}, access_log=access_log)
+    else:
+        run_registry(project, model, flags, access_log=access_log)
+
+
+def run_registry(
+    project: Path, model: str | None, flags: dict[str, Any], *, access_log: bool = False
+) -> None:
+    """Serve ``model`` of ``project`` until SIGTERM / Ctrl-C (``flags``: None = not given)."""
+    from conveyor.project import Project
+    from conveyor.serving.app import create_app
+
+    _log_setup()
     with conveyor_errors():
         proj = Project.load(project)
-        if unknown_categories not in (None, "reject", "unknown"):
-            err.print(
-                f"[red]error:[/] --unknown-categories {unknown_categories!r}: "
-                "choose reject or unknown"
-            )
-            raise typer.Exit(EXIT_USAGE)
-        flags: dict[str, Any] = {
-            "host": host,
-            "port": port,
-            "workers": workers,
-            "unknown_categories": unknown_categories,
-            "auth": "none" if no_auth else None,
-            "public_docs": True if public_docs else None,
-            "log_predictions": False if no_log else None,
-        }
         settings = serve_settings(proj, model, flags)
         app = create_app(settings, proj)
     _warn_about_auth(proj, settings.auth_required)
     current = app.state.conveyor.watcher.current
-    bind_host, bind_port, n = settings.host, settings.port, settings.workers
-    err.print(
+    console(stderr=True).print(
         f"serving [bold]{current.ref}[/] ({escape(settings.model)}) on "
-        f"http://{bind_host}:{bind_port}  (docs: /docs, health: /health, {n} worker(s))"
+        f"http://{settings.host}:{settings.port}  (docs: /docs, health: /health, "
+        f"{settings.workers} worker(s))"
     )
-    common = {"host": bind_host, "port": bind_port, "access_log": access_log, "log_level": "info"}
-    if n == 1:
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
+    _run(app, settings, access_log=access_log, before_workers=proj.close)
+
+
+def run_bundle(
+    bundle: str | None,
+    platform: str | None,
+    flags: dict[str, Any],
+    *,
+    access_log: bool = False,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Serve a bundle (in a platform mode when ``platform`` is set) until SIGTERM / Ctrl-C."""
+    from conveyor.serving.app import create_bundle_app
+    from conveyor.serving.platforms.launch import bundle_settings, is_loopback
+
+    environ = dict(os.environ) if env is None else env
+    _log_setup()
+    with conveyor_errors():
+        settings = bundle_settings(bundle=bundle, platform=platform, flags=flags, env=environ)
+        app = create_bundle_app(settings, env=environ)
+    settings = app.state.conveyor.settings
+    err = console(stderr=True)
+    if platform is None and not settings.auth_required and not is_loopback(settings.host):
+        err.print(
+            f"[bold yellow]warning:[/] authentication is OFF on {escape(settings.host)}: anyone "
+            "who can reach this port can use the model"
+        )
+    routes = (
+        f"{platform} routes, no API keys (the platform authenticates callers)"
+        if platform
+        else "health: /health"
+    )
+    log = f"prediction log: {escape(settings.log_dir)}" if settings.log_dir else "no prediction log"
+    err.print(
+        f"serving [bold]{settings.model}[/] from bundle {escape(str(settings.bundle))} on "
+        f"http://{settings.host}:{settings.port}  ({routes}; {log})"
+    )
+    _run(app, settings, access_log=access_log)
+
+
+def _run(
+    app: FastAPI,
+    settings: ServeSettings,
+    *,
+    access_log: bool,
+    before_workers: Callable[[], None] | None = None,
+) -> None:
+    """uvicorn in this process (SIGTERM stops it gracefully: requests finish, the prediction
+    log is flushed, at most 8 s), or ``workers`` processes building their own app."""
+    import uvicorn
+
+    from conveyor.serving.app import SETTINGS_ENV
+
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": access_log,
+        "log_level": "info",
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+    }
+    if settings.workers == 1:
+        uvicorn.run(app, **common)
         return
     os.environ[SETTINGS_ENV] = settings.to_env()
-    proj.close()
+    if before_workers is not None:
+        before_workers()
     uvicorn.run(
-        "conveyor.serving.app:app_from_env",
-        factory=True,
-        workers=n,
-        **common,  # type: ignore[arg-type]
+        "conveyor.serving.app:app_from_env", factory=True, workers=settings.workers, **common
     )
+
+
+def _log_setup() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
 
 
 def serve_settings(

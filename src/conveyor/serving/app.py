@@ -20,27 +20,42 @@ from pydantic import Field
 from conveyor._lifeline import exit_with_parent
 from conveyor._version import __version__
 from conveyor.config import ServingConfig, validate_section, with_overrides
+from conveyor.errors import ConfigError
 from conveyor.serving import errors
-from conveyor.serving.auth import KeyRing
+from conveyor.serving.auth import ENV_KEYS, KeyRing, StaticKeys
 from conveyor.serving.batcher import MicroBatcher
 from conveyor.serving.deps import ServingState, authenticate
 from conveyor.serving.metrics import ServerMetrics
-from conveyor.serving.model import ModelWatcher, load_version
-from conveyor.serving.predlog import PredictionLog
+from conveyor.serving.model import ModelWatcher, fixed_watcher, load_bundle, load_version
+from conveyor.serving.platforms import PlatformName, platform_spec
+from conveyor.serving.predlog import FolderPredictionLog, PredictionLog
 from conveyor.serving.routes import docs as docs_page
 from conveyor.serving.routes import health, models, predict
 from conveyor.serving.supervisor import Supervised
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from conveyor.project import Project
+    from conveyor.registry.bundle import Bundle
     from conveyor.serving.model import LoadedModel
+    from conveyor.serving.platforms import PlatformSpec
+    from conveyor.serving.predlog import AbstractPredictionLog
 
 log = logging.getLogger("conveyor.serving")
 
 SETTINGS_ENV = "CONVEYOR_SERVE_SETTINGS"
 PUBLIC_ROUTES = ("/health", "/ready")
+STANDARD_ROUTES = (
+    "/health",
+    "/ready",
+    "/v1/model",
+    "/v1/predict",
+    "/v1/predict/file",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+)
 
 
 class ServeSettings(ServingConfig):
@@ -48,8 +63,11 @@ class ServeSettings(ServingConfig):
     ones; ``conveyor serve`` flags override the same fields) plus what only a running server
     has: the project folder, the model it serves and the pace of its background work."""
 
-    project: str
-    model: str  # NAME@ALIAS (followed) or NAME:VER (pinned)
+    project: str = ""  # the project folder (registry mode)
+    model: str = ""  # NAME@ALIAS (followed) or NAME:VER (pinned); a bundle's NAME:VER
+    bundle: str | None = None  # a bundle folder, .tar.gz or URI: served with no metadata store
+    platform: PlatformName | None = None  # sagemaker | vertex | azureml routes (with a bundle)
+    log_dir: str | None = None  # bundle mode: prediction log folder or URI (None: no log)
     max_batch_rows: int = Field(1024, ge=1)  # rows the micro-batcher predicts at once
     poll_seconds: float = Field(1.0, gt=0)  # alias and key refresh
     log_flush_seconds: float = Field(2.0, gt=0)
@@ -104,9 +122,14 @@ class ServeSettings(ServingConfig):
 def create_app(settings: ServeSettings, project: Project | None = None) -> FastAPI:
     """Build the server: load and verify the model now (errors surface before serving).
 
+    With ``settings.bundle`` set, the server is :func:`create_bundle_app`'s (no project).
+
     Raises:
         ModelNotFoundError, ArtifactCorruptedError, ConfigError: the model cannot be served.
+        BundleError: the bundle is missing or does not match its manifest.
     """
+    if settings.bundle is not None:
+        return create_bundle_app(settings)
     from conveyor.project import Project
 
     proj = project or Project.load(settings.project)
@@ -121,17 +144,7 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
             max_records=settings.max_records,
         )
 
-    routes = {
-        "/health",
-        "/ready",
-        "/v1/model",
-        "/v1/predict",
-        "/v1/predict/file",
-        "/metrics",
-        "/openapi.json",
-        "/docs",
-    }
-    metrics = ServerMetrics(routes)
+    metrics = ServerMetrics(set(STANDARD_ROUTES))
     keys = KeyRing(metadata.list_api_keys) if settings.auth_required else None
 
     def on_swap(old: LoadedModel, new: LoadedModel) -> None:
@@ -145,25 +158,126 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
     watcher = ModelWatcher(
         load, metadata.get_alias, settings.model, on_swap=on_swap, on_refuse=on_refuse
     )
-    metrics.model_version.labels(watcher.current.record.name).set(watcher.current.record.version)
     tasks = [Supervised("model-watcher", watcher.poll, interval=settings.poll_seconds)]
     if keys is not None:  # on its own thread: a failing swap must never freeze revocations
         tasks.append(Supervised("key-refresh", keys.refresh, interval=settings.poll_seconds))
+    state = ServingState(settings, watcher, metrics, keys, tasks=tasks)
+
+    def open_log() -> AbstractPredictionLog | None:
+        if not settings.log_predictions:
+            return None
+        return PredictionLog(metadata, artifacts, **_log_options(settings, metrics))
+
+    def close() -> None:
+        if project is None:
+            proj.close()
+
+    return _assemble(state, open_log=open_log, close=close, description=_description(settings))
+
+
+def create_bundle_app(
+    settings: ServeSettings,
+    *,
+    bundle: Bundle | None = None,
+    env: Mapping[str, str] | None = None,
+) -> FastAPI:
+    """The server of a model bundle, with no metadata store and no project folder.
+
+    Without a platform, ``/v1`` needs one of the keys in ``$CONVEYOR_API_KEYS`` unless auth
+    is off; in a platform mode the platform authenticates callers and no key is asked for.
+    The prediction log goes to ``settings.log_dir`` (a folder or URI) when set.
+
+    Args:
+        settings: with ``bundle`` (and optionally ``platform`` and ``log_dir``) set.
+        bundle: the bundle, already opened (default: open ``settings.bundle``).
+        env: the environment (platform variables, ``$CONVEYOR_API_KEYS``; default: the
+            process's).
+
+    Raises:
+        BundleError: the bundle is missing or a file does not match its manifest.
+        ConfigError: auth is on and no key is configured, or a key is malformed.
+        ValueError: a platform variable (port, route) is malformed.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    platform = None if settings.platform is None else platform_spec(settings.platform, environ)
+    loaded = _load_bundle(settings, bundle)
+    settings = settings.model_copy(update={"model": loaded.ref})
+    keys = None
+    if platform is None and settings.auth_required:
+        keys = StaticKeys(_required_keys(environ))
+    metrics = ServerMetrics(set(STANDARD_ROUTES) | set(platform.routes if platform else ()))
+    state = ServingState(settings, fixed_watcher(loaded), metrics, keys)
+    log_dir = settings.log_dir
+
+    def open_log() -> AbstractPredictionLog | None:
+        if not settings.log_predictions or not log_dir:
+            return None
+        return FolderPredictionLog(log_dir, **_log_options(settings, metrics))
+
+    return _assemble(
+        state,
+        open_log=open_log,
+        close=lambda: None,
+        description=_description(settings),
+        platform=platform,
+    )
+
+
+def _load_bundle(settings: ServeSettings, bundle: Bundle | None) -> LoadedModel:
+    """Open (into a temporary folder, removed once the model is in memory) and load."""
+    import tempfile
+
+    from conveyor.registry.bundle import open_bundle
+
+    def load(opened: Bundle) -> LoadedModel:
+        return load_bundle(
+            opened, unknown=settings.unknown_categories, max_records=settings.max_records
+        )
+
+    if bundle is not None:
+        return load(bundle)
+    assert settings.bundle is not None
+    with tempfile.TemporaryDirectory(prefix="conveyor-bundle-") as work:
+        return load(open_bundle(settings.bundle, workdir=Path(work)))
+
+
+def _required_keys(env: Mapping[str, str]) -> str:
+    spec = env.get(ENV_KEYS, "")
+    if not spec.strip():
+        raise ConfigError(
+            f"a bundle server needs API keys: set ${ENV_KEYS} (comma-separated sha256:HEX "
+            "digests of tokens, or tokens), or pass --no-auth to serve without keys"
+        )
+    return spec
+
+
+def _log_options(settings: ServeSettings, metrics: ServerMetrics) -> dict[str, Any]:
+    return {
+        "flush_rows": settings.log_flush_rows,
+        "flush_seconds": settings.log_flush_seconds,
+        "on_written": metrics.log_rows.inc,
+        "on_error": metrics.log_errors.inc,
+    }
+
+
+def _assemble(
+    state: ServingState,
+    *,
+    open_log: Callable[[], AbstractPredictionLog | None],
+    close: Callable[[], None],
+    description: str,
+    platform: PlatformSpec | None = None,
+) -> FastAPI:
+    """The FastAPI app around ``state``: lifespan (batcher, background tasks, prediction log),
+    error handlers, routes (the platform's, or the standard ones with their keys), metrics."""
+    settings, watcher, metrics, tasks = state.settings, state.watcher, state.metrics, state.tasks
+    metrics.model_version.labels(watcher.current.record.name).set(watcher.current.record.version)
     for task in tasks:
         metrics.watch_task(task)
-    state = ServingState(settings, watcher, metrics, keys, tasks=tasks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.log_predictions:
-            state.predlog = PredictionLog(
-                metadata,
-                artifacts,
-                flush_rows=settings.log_flush_rows,
-                flush_seconds=settings.log_flush_seconds,
-                on_written=metrics.log_rows.inc,
-                on_error=metrics.log_errors.inc,
-            )
+        state.predlog = open_log()
         state.batcher = MicroBatcher(
             lambda: watcher.current,
             max_rows=settings.max_batch_rows,
@@ -172,7 +286,8 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
         state.batcher.start()
         for task in tasks:
             task.start()
-        log.info("serving %s (%s)", watcher.current.ref, settings.model)
+        mode = f" for {platform.describe()}" if platform else ""
+        log.info("serving %s (%s)%s", watcher.current.ref, settings.model, mode)
         try:
             yield
         finally:
@@ -181,13 +296,12 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
             await state.batcher.stop()
             if state.predlog is not None:
                 state.predlog.close()
-            if project is None:
-                proj.close()
+            close()
 
     app = FastAPI(
         title=f"conveyor: {watcher.current.record.name}",
         version=__version__,
-        description=_description(settings),
+        description=description,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -197,8 +311,20 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
     )
     app.state.conveyor = state
     errors.install(app)
-    secured = [] if keys is None else [Depends(authenticate)]
-    docs = [] if settings.public_docs else secured
+    if platform is not None:  # the platform authenticates callers; its routes come first
+        app.include_router(platform.router)
+        app.include_router(health.router)
+        app.include_router(models.router)
+    else:
+        _standard_routes(app, state)
+    app.add_middleware(_Metered, metrics=metrics)
+    return app
+
+
+def _standard_routes(app: FastAPI, state: ServingState) -> None:
+    """/health, /ready, /v1/model, /metrics, /v1/predict(/file), /openapi.json and /docs."""
+    secured = [] if state.keys is None else [Depends(authenticate)]
+    docs = [] if state.settings.public_docs else secured
     app.include_router(health.router)
     app.include_router(models.router, dependencies=secured)
     app.include_router(predict.router, dependencies=secured)
@@ -221,9 +347,6 @@ def create_app(settings: ServeSettings, project: Project | None = None) -> FastA
     @app.get(f"{docs_page.ASSETS_PATH}/{{name}}", include_in_schema=False, dependencies=docs)
     def swagger_asset(name: str) -> FileResponse:
         return docs_page.asset(name)
-
-    app.add_middleware(_Metered, metrics=metrics)
-    return app
 
 
 class _Metered:
@@ -287,12 +410,27 @@ def _openapi(app: FastAPI, state: ServingState) -> dict[str, Any]:
 
 
 def _description(settings: ServeSettings) -> str:
+    if settings.platform is not None:
+        return (
+            f"Serves `{settings.model}` from a model bundle for {settings.platform}; the "
+            "platform authenticates callers (no API key here)."
+        )
     auth = (
         "Send an API key as `Authorization: Bearer KEY` or `X-API-Key: KEY` "
         "(create one with `conveyor keys create --name NAME`). /health and /ready are open."
         if settings.auth_required
         else "**Authentication is off** (--no-auth or serving.auth: none)."
     )
-    return (
-        f"Serves `{settings.model}` from the conveyor project {Path(settings.project).name}. {auth}"
+    auth = (
+        auth.replace(
+            "(create one with `conveyor keys create --name NAME`)", f"(one of ${ENV_KEYS})"
+        )
+        if settings.bundle
+        else auth
     )
+    where = (
+        "a model bundle"
+        if settings.bundle
+        else f"the conveyor project {Path(settings.project).name}"
+    )
+    return f"Serves `{settings.model}` from {where}. {auth}"

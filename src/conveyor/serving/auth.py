@@ -17,8 +17,9 @@ import secrets
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from conveyor.errors import ConfigError
 from conveyor.store.metadata import KEY_ID
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.serving")
 
+ENV_KEYS = "CONVEYOR_API_KEYS"
+"""Bundle mode's keys (no key store): comma-separated ``sha256:HEX`` digests of tokens, or
+tokens of at least :data:`MIN_TOKEN` characters."""
+MIN_TOKEN = 24
 PREFIX = "cvk"
 _KEY = re.compile(rf"{PREFIX}_({KEY_ID.pattern})_([A-Za-z0-9_-]{{43}})")  # fullmatch only
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -74,6 +79,16 @@ def create_key(metadata: ServingStore, name: str) -> NewKey:
     return NewKey(record, f"{PREFIX}_{key_id}_{secret}")
 
 
+class KeyCheckerProtocol(Protocol):
+    """What the server asks of its keys: refresh them, and check a presented token."""
+
+    def refresh(self) -> None:
+        """Reload the keys (a no-op when they cannot change)."""
+
+    def check(self, token: str | None) -> tuple[AuthResult, str | None]:
+        """The outcome for a presented token, and the key's name when it is known."""
+
+
 class KeyRing:
     """The keys a server accepts, refreshed from the metadata store (revocations included)."""
 
@@ -115,3 +130,53 @@ def token_from_headers(authorization: str | None, api_key: str | None) -> str | 
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return None
+
+
+class StaticKeys:
+    """Keys fixed at start (bundle mode: ``$CONVEYOR_API_KEYS``), held as SHA-256 digests.
+
+    Each entry is ``sha256:HEX`` (the digest of a token: the deployment never holds the secret)
+    or a token of at least :data:`MIN_TOKEN` characters. Keys are named ``env-1``, ``env-2``,
+    ... by position in logs; tokens and digests are never logged.
+
+    Raises:
+        ConfigError: no key, a malformed digest or a token too short to be a secret (the
+            message names the entry's position, never its value).
+    """
+
+    def __init__(self, spec: str) -> None:
+        entries = [e.strip() for e in spec.split(",") if e.strip()]
+        if not entries:
+            raise ConfigError(f"${ENV_KEYS} holds no key")
+        self._digests = [_digest_of(entry, position) for position, entry in enumerate(entries, 1)]
+
+    def refresh(self) -> None:
+        """Nothing to reload: the keys are fixed for the life of the process."""
+
+    def check(self, token: str | None) -> tuple[AuthResult, str | None]:
+        """The outcome for a presented token, and the key's name when it matches."""
+        if not token:
+            return AuthResult.MISSING, None
+        presented = hashlib.sha256(token.encode()).hexdigest()
+        found = None
+        for position, digest in enumerate(self._digests, 1):  # no early exit: same time for all
+            if hmac.compare_digest(presented, digest):
+                found = position
+        if found is None:
+            return AuthResult.INVALID, None
+        return AuthResult.OK, f"env-{found}"
+
+
+def _digest_of(entry: str, position: int) -> str:
+    if entry.lower().startswith("sha256:"):
+        digest = entry[7:].strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ConfigError(f"${ENV_KEYS}: entry {position} is not sha256: and 64 hex digits")
+        return digest
+    if len(entry) < MIN_TOKEN:
+        raise ConfigError(
+            f"${ENV_KEYS}: entry {position} is shorter than {MIN_TOKEN} characters; use a "
+            "random token (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) "
+            "or its digest as sha256:HEX"
+        )
+    return hashlib.sha256(entry.encode()).hexdigest()

@@ -15,11 +15,11 @@ from conveyor.serving.errors import ApiError
 
 if TYPE_CHECKING:
     from conveyor.serving.app import ServeSettings
-    from conveyor.serving.auth import KeyRing
+    from conveyor.serving.auth import KeyCheckerProtocol
     from conveyor.serving.batcher import MicroBatcher
     from conveyor.serving.metrics import ServerMetrics
     from conveyor.serving.model import ModelWatcher
-    from conveyor.serving.predlog import PredictionLog
+    from conveyor.serving.predlog import AbstractPredictionLog
     from conveyor.serving.supervisor import Supervised
 
 log = logging.getLogger("conveyor.serving")
@@ -35,9 +35,9 @@ class ServingState:
     settings: ServeSettings
     watcher: ModelWatcher
     metrics: ServerMetrics
-    keys: KeyRing | None  # None when auth is off
+    keys: KeyCheckerProtocol | None  # None when auth is off
     batcher: MicroBatcher | None = None  # started with the event loop
-    predlog: PredictionLog | None = None
+    predlog: AbstractPredictionLog | None = None
     tasks: list[Supervised] = field(default_factory=list)  # background work
     # Large JSON bodies are parsed in worker threads, two at a time: parsing holds the GIL, so
     # more threads would add memory (a parsed body is ~10x its bytes), not throughput.

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from conveyor.contracts import ModelSignature
+    from conveyor.registry.bundle import Bundle
     from conveyor.store.artifacts import AbstractArtifactStore
     from conveyor.store.metadata import ModelVersionRecord, RegistryStore
 
@@ -103,8 +105,43 @@ def load_version(
             f"{record.name}:{record.version} has no input signature; only models registered "
             "by the train line (or with a signature) can be served"
         )
+    contract = _contract(record, signature, unknown=unknown, max_records=max_records)
+    model = artifacts.get(record.digest, metadata.artifact_kind(record.digest))
+    return LoadedModel(record, model, contract)
+
+
+def load_bundle(bundle: Bundle, *, unknown: UnknownPolicy, max_records: int) -> LoadedModel:
+    """The bundle's model (its bytes re-verified against the manifest) and input contract.
+
+    Raises:
+        BundleError: ``model.joblib`` no longer matches the manifest.
+        ConfigError: no input contract can be built from the bundle's signature.
+    """
+    record = bundle.record()
+    contract = _contract(record, bundle.signature, unknown=unknown, max_records=max_records)
+    return LoadedModel(record, bundle.load_model(), contract)
+
+
+def fixed_watcher(loaded: LoadedModel) -> ModelWatcher:
+    """A watcher that serves ``loaded`` for good (a bundle: no alias to follow)."""
+
+    def no_alias(name: str, alias: str) -> int:  # pragma: no cover - a pinned ref never asks
+        raise AssertionError(f"a fixed model has no alias ({name}@{alias})")
+
+    return ModelWatcher(lambda _ref: loaded, no_alias, loaded.ref)
+
+
+def _contract(
+    record: ModelVersionRecord,
+    signature: ModelSignature,
+    *,
+    unknown: UnknownPolicy,
+    max_records: int,
+) -> InputContract:
+    from conveyor.errors import ConfigError
+
     try:
-        contract = InputContract(signature, unknown=unknown, max_records=max_records)
+        return InputContract(signature, unknown=unknown, max_records=max_records)
     except ConveyorError:
         raise
     except Exception as exc:  # a signature written by hand or by an older conveyor
@@ -112,8 +149,6 @@ def load_version(
             f"{record.name}:{record.version}: its input signature cannot be served: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-    model = artifacts.get(record.digest, metadata.artifact_kind(record.digest))
-    return LoadedModel(record, model, contract)
 
 
 # A version whose load fails with one of these is retried at the next tick (the store may be

@@ -1,16 +1,20 @@
 """The prediction log: every served row with its output, model version, request id and time.
 
 Rows are appended in memory on the request path (a list append) and written by a background
-thread in batches, each batch one Parquet partition in the artifact store indexed in the
-metadata store. ``close()`` flushes what is left (the server calls it on graceful shutdown).
-Monitoring reads the log back with :func:`conveyor.monitoring.current.read_log` as its
-"current" data.
+thread in batches. :class:`PredictionLog` (registry mode) writes each batch as one Parquet
+partition in the artifact store indexed in the metadata store; :class:`FolderPredictionLog`
+(bundle and platform modes, no metadata store) writes it as a Parquet file under a local folder
+or any fsspec URI. ``close()`` flushes what is left (the server calls it on graceful shutdown).
+Monitoring reads the registry log back with :func:`conveyor.monitoring.current.read_log` as its
+"current" data; a folder log is read with ``pandas.read_parquet(FOLDER)``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -34,8 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.serving")
 
 
-class PredictionLog:
-    """Buffers served batches and writes them as Parquet partitions off the request path.
+class AbstractPredictionLog(ABC):
+    """Buffers served batches and writes them as Parquet partitions off the request path;
+    backends implement :meth:`_write` (one model version's batches).
 
     Args:
         flush_rows: write when this many rows are buffered ...
@@ -46,16 +51,12 @@ class PredictionLog:
 
     def __init__(
         self,
-        metadata: ServingStore,
-        artifacts: AbstractArtifactStore,
         *,
         flush_rows: int = 5000,
         flush_seconds: float = 2.0,
         on_written: Callable[[int], None] | None = None,
         on_error: Callable[[], None] | None = None,
     ) -> None:
-        self._metadata = metadata
-        self._artifacts = artifacts
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._on_written = on_written
@@ -117,6 +118,34 @@ class PredictionLog:
                     self._rows += sum(len(b.predictions) for b in batches)
         return written
 
+    @abstractmethod
+    def _write(self, name: str, version: int, batches: list[Batch]) -> int:
+        """Write one version's batches as one partition; returns the rows written."""
+
+
+class PredictionLog(AbstractPredictionLog):
+    """The registry's prediction log: partitions in the artifact store, indexed in the
+    metadata store (what ``conveyor monitor`` reads)."""
+
+    def __init__(
+        self,
+        metadata: ServingStore,
+        artifacts: AbstractArtifactStore,
+        *,
+        flush_rows: int = 5000,
+        flush_seconds: float = 2.0,
+        on_written: Callable[[int], None] | None = None,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        self._metadata = metadata
+        self._artifacts = artifacts
+        super().__init__(
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+            on_written=on_written,
+            on_error=on_error,
+        )
+
     def _write(self, name: str, version: int, batches: list[Batch]) -> int:
         from conveyor.store.metadata import ArtifactRef
 
@@ -131,6 +160,55 @@ class PredictionLog:
             first_at=min(b.at for b in batches),
             last_at=max(b.at for b in batches),
         )
+        if self._on_written is not None:
+            self._on_written(len(frame))
+        return len(frame)
+
+
+class FolderPredictionLog(AbstractPredictionLog):
+    """A prediction log with no metadata store: ``ROOT/NAME/vVERSION/TIME-ID.parquet`` under a
+    local folder or any fsspec URI (``s3://``, ``gs://``, ``az://``), each file written under
+    a temporary name and renamed (a reader never sees half a file).
+
+    Args:
+        root: the folder or URI.
+        kwargs: as :class:`AbstractPredictionLog`.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        flush_rows: int = 5000,
+        flush_seconds: float = 2.0,
+        on_written: Callable[[int], None] | None = None,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        import fsspec
+
+        self.root = root
+        self._fs, self._base = fsspec.core.url_to_fs(root)
+        self._fs.makedirs(self._base, exist_ok=True)
+        super().__init__(
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+            on_written=on_written,
+            on_error=on_error,
+        )
+
+    def _write(self, name: str, version: int, batches: list[Batch]) -> int:
+        import io
+        import time
+
+        frame = batches_to_frame(batches)
+        buf = io.BytesIO()
+        frame.to_parquet(buf, engine="pyarrow", compression="zstd", index=False)
+        folder = f"{self._base.rstrip('/')}/{name}/v{version}"
+        stem = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(min(b.at for b in batches)))}"
+        path = f"{folder}/{stem}-{uuid.uuid4().hex[:12]}.parquet"
+        self._fs.makedirs(folder, exist_ok=True)
+        self._fs.pipe_file(f"{path}.tmp", buf.getvalue())
+        self._fs.mv(f"{path}.tmp", path)
         if self._on_written is not None:
             self._on_written(len(frame))
         return len(frame)

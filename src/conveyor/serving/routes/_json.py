@@ -50,6 +50,19 @@ def parse_records(body: bytes, contract: InputContract) -> tuple[float, float, l
         ApiError: 400 not JSON (or nested past the recursion limit), 422 invalid records.
     """
     start = time.perf_counter()
+    payload = load_json(body, contract, expected='{"records": [{...}, ...]}')
+    parsed = time.perf_counter()
+    records = validate_payload(payload, contract)
+    return parsed - start, time.perf_counter() - parsed, records
+
+
+def load_json(body: bytes, contract: InputContract, *, expected: str) -> Any:
+    """The parsed body, refused before parsing when it has more fields than ``contract``'s
+    largest request (``expected`` shows the shape in messages).
+
+    Raises:
+        ApiError: 400 not JSON (or nested past the recursion limit), 422 too many fields.
+    """
     fields = _count_fields(body, at_most=1 + contract.max_records * len(contract.columns))
     if fields is not None:  # parsing would hold the GIL for seconds and take ~100 B per field
         raise invalid_fields(
@@ -63,19 +76,25 @@ def parse_records(body: bytes, contract: InputContract) -> tuple[float, float, l
             ]
         )
     try:  # UTF-8 only (RFC 8259): json.loads would take UTF-16 and -32, which the count misses
-        payload = json.loads(body.decode("utf-8-sig"), parse_int=parse_int)
+        return json.loads(body.decode("utf-8-sig"), parse_int=parse_int)
     except RecursionError:
         raise ApiError(
             400,
             "malformed_json",
-            f"the body nests more than {sys.getrecursionlimit()} levels deep "
-            '(expected {"records": [{...}, ...]})',
+            f"the body nests more than {sys.getrecursionlimit()} levels deep (expected {expected})",
         ) from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ApiError(
             400, "malformed_json", f"the body is not valid JSON: {_json_error(exc)}"
         ) from None
-    parsed = time.perf_counter()
+
+
+def validate_payload(payload: Any, contract: InputContract) -> list[Any]:
+    """``{"records": [...]}`` (already parsed) -> the validated records.
+
+    Raises:
+        ApiError: 422 naming each invalid field (``records.3.continent``).
+    """
     problems, total = contract.precheck(payload, limit=MAX_SHOWN)
     if problems:
         raise invalid_fields(problems, total=total)
@@ -83,7 +102,7 @@ def parse_records(body: bytes, contract: InputContract) -> tuple[float, float, l
         records: list[Any] = contract.request_model.model_validate(payload).records  # type: ignore[attr-defined]
     except ValidationError as exc:
         raise invalid_input(exc) from None
-    return parsed - start, time.perf_counter() - parsed, records
+    return records
 
 
 def _count_fields(body: bytes, *, at_most: int) -> int | None:
