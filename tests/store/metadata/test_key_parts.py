@@ -116,3 +116,37 @@ def test_a_database_at_0004_gains_the_column_and_keeps_its_steps(tmp_path: Path)
         assert store.step_key_parts("r1") == []
     finally:
         store.close()
+
+
+def test_a_populated_database_at_0005_upgrades_with_its_artifacts_and_edges(
+    tmp_path: Path,
+) -> None:
+    """Was: 0006 copied and dropped ``artifacts`` on SQLite, which foreign keys refuse once a
+    step references an artifact: every existing project store failed to open."""
+    from conveyor.store.artifacts import InMemoryArtifactStore
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = open_metadata_store(url)
+    artifacts = InMemoryArtifactStore()
+    try:
+        run_id, steps = store.create_run("p", ["make"], executor="local")
+        stored = artifacts.put({"n": 1})
+        ref = ArtifactRef("numbers", stored.digest, stored.kind, stored.size)
+        store.record_artifacts([ref])
+        store.complete_step(steps["make"], inputs=[], outputs=[ref])
+    finally:
+        store.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # back to 0005, as a store written before 0006 is
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0005'"))
+    engine.dispose()
+
+    store = open_metadata_store(url)
+    try:
+        with store._engine.connect() as conn:
+            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        assert revision == HEAD
+        assert store.get_run(run_id).steps[0].outputs == (ref,)
+        assert store.artifact_kind(ref.digest) == stored.kind
+    finally:
+        store.close()
