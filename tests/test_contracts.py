@@ -431,3 +431,20 @@ def test_every_stored_contract_loads_back_through_its_kind(make: Any) -> None:
     cls = contract_for(value.KIND)
     assert cls is type(value)
     assert cls.of(json.loads(value.to_bytes())) == value
+
+
+def test_a_signature_keeps_the_training_order_its_json_keys_lose() -> None:
+    columns = {n: ColumnSignature(trained_dtype="int64") for n in ("zeta", "alpha", "mid")}
+    signature = ModelSignature(columns=columns, order=["zeta", "alpha", "mid"])
+    back = ModelSignature.of(json.loads(signature.to_bytes()))
+    assert list(json.loads(signature.to_bytes())["columns"]) == ["alpha", "mid", "zeta"]
+    assert [name for name, _ in back.ordered()] == ["zeta", "alpha", "mid"]
+    unordered = ModelSignature(columns=columns)  # stored before `order` existed
+    assert [name for name, _ in unordered.ordered()] == ["zeta", "alpha", "mid"]
+
+
+@pytest.mark.parametrize("order", [["zeta", "alpha"], ["zeta", "alpha", "mid", "mid"], ["x"]])
+def test_a_signature_order_must_name_every_column_once(order: list[str]) -> None:
+    columns = {n: ColumnSignature() for n in ("zeta", "alpha", "mid")}
+    with pytest.raises(ValidationError, match="order must name every column exactly once"):
+        ModelSignature(columns=columns, order=order)

@@ -141,6 +141,8 @@ class Evaluation(Contract):
     test_rows: int
     signature: dict[str, str]
     """Input column -> pandas dtype, as trained."""
+    inputs: list[str] = Field(default_factory=list)
+    """The input columns in training order (the JSON form sorts ``signature``'s keys)."""
 
     @property
     def score(self) -> float:
@@ -229,6 +231,14 @@ class ModelSignature(Contract):
     target: str | None = None
     unused: list[str] = Field(default_factory=list)
     """Columns the model drops (ids): optional in requests."""
+    order: list[str] = Field(default_factory=list)
+    """The input columns in training order, which a CSV row without a header follows (the
+    JSON form sorts ``columns``' keys); empty: the order of ``columns``."""
+
+    def ordered(self) -> list[tuple[str, ColumnSignature]]:
+        """The columns in training order."""
+        names = self.order or list(self.columns)
+        return [(name, self.columns[name]) for name in names]
 
     @classmethod
     def stored(cls, value: Any) -> ModelSignature:
@@ -242,6 +252,12 @@ class ModelSignature(Contract):
             nulls = [k for k in ("task", "unused") if k in value and value[k] is None]
             value = {k: v for k, v in value.items() if k not in nulls} | {"schema_version": 1}
         return cls.of(value)
+
+    @model_validator(mode="after")
+    def _order_names_every_column(self) -> ModelSignature:
+        if self.order and sorted(self.order) != sorted(self.columns):
+            raise ValueError("order must name every column exactly once")
+        return self
 
     @model_validator(mode="after")
     def _known_version(self) -> ModelSignature:

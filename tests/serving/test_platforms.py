@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from conveyor.contracts import ModelSignature
 from conveyor.serving.app import ServeSettings, create_bundle_app
 from conveyor.serving.platforms import platform_spec
 from tests.serving.conftest import MODEL, LiveServer, in_process_labels, visa_records
@@ -32,7 +33,11 @@ def sagemaker(visa_bundle: Path) -> Iterator[str]:
 
 
 def _columns(bundle: Path) -> list[str]:
-    return list(json.loads((bundle / "signature.json").read_text())["columns"])
+    """The signature's columns in training order (what a CSV row without a header follows;
+    the JSON file sorts ``columns``' keys)."""
+    signature = ModelSignature.of(json.loads((bundle / "signature.json").read_text()))
+    assert signature.order, "the train line records the training order"
+    return [name for name, _ in signature.ordered()]
 
 
 def _csv(records: list[dict[str, Any]], columns: list[str], *, header: bool) -> bytes:

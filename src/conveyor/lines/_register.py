@@ -149,6 +149,7 @@ def _signature(
         task=evaluation.task,
         target=target,
         unused=[c for c in unused if c in columns],
+        order=evaluation.inputs,
     )
 
 

@@ -384,6 +384,7 @@ def _evaluate(
         leaderboard=board,
         test_rows=len(test),
         signature={c: str(X[c].dtype) for c in X.columns},
+        inputs=[str(c) for c in X.columns],
     )
     return chosen, evaluation
 

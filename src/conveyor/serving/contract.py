@@ -116,8 +116,7 @@ class InputContract:
         self.max_records = max_records
         unused = set(signature.unused)
         self.rules = [
-            _rule(name, spec, required=name not in unused)
-            for name, spec in signature.columns.items()
+            _rule(name, spec, required=name not in unused) for name, spec in signature.ordered()
         ]
         self.columns = [r.name for r in self.rules]
         self.request_model = self._request_model()
