@@ -29,6 +29,7 @@ import pytest
 
 from conveyor.project import Project
 from conveyor.serving.background import free_port
+from tests._bundle import signature_columns
 from tests.conftest import require_service
 from tests.e2e.conftest import conveyor
 from tests.serving.conftest import MODEL, visa_records
@@ -252,10 +253,6 @@ def in_process_labels(project: Path, records: list[dict[str, Any]]) -> list[Any]
     return [v.item() if hasattr(v, "item") else v for v in model.predict(pd.DataFrame(records))]
 
 
-def _columns(bundle: Path) -> list[str]:
-    return list(json.loads((bundle / "signature.json").read_text(encoding="utf-8"))["columns"])
-
-
 def _csv(records: list[dict[str, Any]], columns: list[str]) -> bytes:
     """Records as SageMaker sends CSV: no header, the columns in the signature's order."""
     out = io.StringIO()
@@ -371,7 +368,7 @@ def test_sagemaker_mode_as_sagemaker_runs_and_calls_it(
     image: BuiltImage, bundle: Path, trained_visa: Path
 ) -> None:
     port = free_port()
-    columns = _columns(bundle)
+    columns = signature_columns(bundle)
     with running(
         image,
         "serve",  # what SageMaker runs: `docker run IMAGE serve`
@@ -448,7 +445,7 @@ def test_azureml_mode_scores_on_its_port(
     image: BuiltImage, bundle: Path, trained_visa: Path
 ) -> None:
     port = free_port()
-    columns = _columns(bundle)
+    columns = signature_columns(bundle)
     with running(
         image,
         env={"AZUREML_MODEL_DIR": AZURE_DIR, "CONVEYOR_AZUREML_PORT": str(port)},

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from conveyor.contracts import ModelSignature
 from conveyor.serving.app import ServeSettings, create_bundle_app
 from conveyor.serving.platforms import platform_spec
+from tests._bundle import signature_columns
 from tests.serving.conftest import MODEL, LiveServer, in_process_labels, visa_records
 
 if TYPE_CHECKING:
@@ -30,14 +29,6 @@ def _server(bundle: Path, platform: str, env: dict[str, str] | None = None) -> L
 def sagemaker(visa_bundle: Path) -> Iterator[str]:
     with _server(visa_bundle, "sagemaker") as server:
         yield server.url
-
-
-def _columns(bundle: Path) -> list[str]:
-    """The signature's columns in training order (what a CSV row without a header follows;
-    the JSON file sorts ``columns``' keys)."""
-    signature = ModelSignature.of(json.loads((bundle / "signature.json").read_text()))
-    assert signature.order, "the train line records the training order"
-    return [name for name, _ in signature.ordered()]
 
 
 def _csv(records: list[dict[str, Any]], columns: list[str], *, header: bool) -> bytes:
@@ -65,7 +56,7 @@ def test_sagemaker_csv_lines_answer_row_for_row(
     sagemaker: str, visa_bundle: Path, header: bool
 ) -> None:
     records = visa_records(25, seed=7)
-    body = _csv(records, _columns(visa_bundle), header=header)
+    body = _csv(records, signature_columns(visa_bundle), header=header)
     response = httpx.post(
         f"{sagemaker}/invocations",
         content=body,
@@ -82,7 +73,7 @@ def test_sagemaker_batch_transform_splits_a_file_by_lines(
     sagemaker: str, visa_bundle: Path
 ) -> None:
     records = visa_records(60, seed=11)
-    body = _csv(records, _columns(visa_bundle), header=False)
+    body = _csv(records, signature_columns(visa_bundle), header=False)
     lines = body.decode().splitlines(keepends=True)
     labels: list[str] = []
     for start in range(0, len(lines), 20):  # MultiRecord mini-batches of whole lines
@@ -97,7 +88,7 @@ def test_sagemaker_batch_transform_splits_a_file_by_lines(
 
 def test_sagemaker_json_in_json_out(sagemaker: str, visa_bundle: Path) -> None:
     records = visa_records(10, seed=2)
-    columns = _columns(visa_bundle)
+    columns = signature_columns(visa_bundle)
     for payload in (
         records,
         {"instances": records},
@@ -125,7 +116,7 @@ def test_sagemaker_refuses_what_it_cannot_take(sagemaker: str, visa_bundle: Path
         url, content=b"x" * (6 * 1024 * 1024 + 1), headers={"Content-Type": "text/csv"}
     )
     assert big.status_code == 413
-    columns = _columns(visa_bundle)
+    columns = signature_columns(visa_bundle)
     short = httpx.post(url, content=b"1,2,3\n", headers={"Content-Type": "text/csv"})
     assert short.status_code == 400 and "line 1: 3 values" in short.json()["error"]["message"]
     assert ", ".join(columns) in short.json()["error"]["message"]
@@ -193,7 +184,7 @@ def test_vertex_routes_default_outside_vertex() -> None:
 
 def test_azureml_liveness_and_score(visa_bundle: Path) -> None:
     records = visa_records(9, seed=8)
-    columns = _columns(visa_bundle)
+    columns = signature_columns(visa_bundle)
     split = {
         "input_data": {
             "columns": columns,
