@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conveyor.examples.visa import generate
-from conveyor.examples.visa.generate import COLUMNS, write_csv
+from conveyor.examples.visa.generate import COLUMNS, generate, write_csv
 
 EXPECTED_COLUMNS = [
     "case_id",

@@ -1,7 +1,6 @@
-"""The flagship "visa" example: a seeded generator modelled on the public EasyVisa table."""
+"""The flagship "visa" example: a seeded generator modelled on the public EasyVisa table
+(``conveyor.examples.visa.generate``), its schema, config and derived features.
 
-from __future__ import annotations
-
-from conveyor.examples.visa.generate import generate
-
-__all__ = ["generate"]
+Nothing is imported here: the project's derive functions live in this package
+(``conveyor.examples.visa.features``), and a cached ``conveyor run`` should not pay for pandas.
+"""
