@@ -14,7 +14,7 @@ from conveyor.runner.cache import CacheMode
 from conveyor.store.metadata import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from conveyor.store.metadata import RunStore, StepKeyParts
 
@@ -97,27 +97,34 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 def _code_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
-    found = []
-    for label in sorted(set(old) | set(new)):
-        what = "conveyor code" if label == "conveyor" else label
-        if label not in old:
-            found.append(f"{what} added")
-        elif label not in new:
-            found.append(f"{what} no longer used")
-        elif old[label] != new[label]:
-            found.append(f"{what} changed")
-    return found
+    return _changes(
+        old,
+        new,
+        lambda label: "conveyor code" if label == "conveyor" else label,
+        removed="no longer used",
+    )
 
 
 def _keyed_changes(kind: str, old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    return _changes(old, new, lambda name: f"{kind} {name!r}", removed="removed")
+
+
+def _changes(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    named: Callable[[str], str],
+    *,
+    removed: str,
+) -> list[str]:
+    """``NAME added``, ``NAME <removed>`` or ``NAME changed`` per differing entry, sorted."""
     found = []
-    for name in sorted(set(old) | set(new)):
-        if name not in old:
-            found.append(f"{kind} {name!r} added")
-        elif name not in new:
-            found.append(f"{kind} {name!r} removed")
-        elif old[name] != new[name]:
-            found.append(f"{kind} {name!r} changed")
+    for key in sorted(set(old) | set(new)):
+        if key not in old:
+            found.append(f"{named(key)} added")
+        elif key not in new:
+            found.append(f"{named(key)} {removed}")
+        elif old[key] != new[key]:
+            found.append(f"{named(key)} changed")
     return found
 
 

@@ -108,7 +108,7 @@ class AbstractPredictionLog(ABC):
         written = 0
         for (name, version), batches in by_version.items():
             try:
-                written += self._write(name, version, batches)
+                rows = self._write(name, version, batches)
             except Exception:  # never lose rows to a transient store error
                 log.exception("prediction log: cannot write %d batches; will retry", len(batches))
                 if self._on_error is not None:
@@ -116,6 +116,10 @@ class AbstractPredictionLog(ABC):
                 with self._lock:
                     self._pending[:0] = batches
                     self._rows += sum(len(b.predictions) for b in batches)
+                continue
+            written += rows
+            if self._on_written is not None:
+                self._on_written(rows)
         return written
 
     @abstractmethod
@@ -160,8 +164,6 @@ class PredictionLog(AbstractPredictionLog):
             first_at=min(b.at for b in batches),
             last_at=max(b.at for b in batches),
         )
-        if self._on_written is not None:
-            self._on_written(len(frame))
         return len(frame)
 
 
@@ -209,8 +211,6 @@ class FolderPredictionLog(AbstractPredictionLog):
         self._fs.makedirs(folder, exist_ok=True)
         self._fs.pipe_file(f"{path}.tmp", buf.getvalue())
         self._fs.mv(f"{path}.tmp", path)
-        if self._on_written is not None:
-            self._on_written(len(frame))
         return len(frame)
 
 
