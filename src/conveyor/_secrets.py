@@ -19,7 +19,10 @@ MASK = "***"
 
 _log = logging.getLogger("conveyor.data.sources")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-SECRET_KEY = re.compile(r"pass|pwd|secret|token|sig|credential|api_?key|access_?key", re.I)
+SECRET_KEY = re.compile(
+    r"pass|pwd|secret|token|sig|credential|api_?key|access_?key|account_?key|connection_?string",
+    re.I,
+)
 _USERINFO = re.compile(r"([a-z][\w+.-]*://[^:/@\s]*):[^@\s]+@", re.I)
 
 

@@ -17,6 +17,9 @@ The tree::
     │   ├── CycleError                            the steps' inputs and outputs form a loop
     │   ├── MissingInputError                     an input no step produces and nobody provides
     │   └── DuplicateOutputError                  two steps produce the same output name
+    ├── OrchestrationError                        one step of a run cannot run on its own yet
+    ├── ExportError (ValueError)                  a line cannot be exported to that target
+    │   └── MissingSdkError (ImportError)         the target's SDK (an extra) is not installed
     ├── StepError                                 a step raised: names the step, keeps the cause
     ├── RegistryError                             model versions and aliases
     │   └── ModelNotFoundError (LookupError)
@@ -38,12 +41,15 @@ __all__ = [
     "CycleError",
     "DataValidationError",
     "DuplicateOutputError",
+    "ExportError",
     "GateFailedError",
     "MetadataError",
     "MetadataStorageError",
     "MissingInputError",
+    "MissingSdkError",
     "ModelNotFoundError",
     "NotFoundError",
+    "OrchestrationError",
     "PipelineDefinitionError",
     "RegistryError",
     "SerializationError",
@@ -118,6 +124,19 @@ class MissingInputError(PipelineDefinitionError):
 
 class DuplicateOutputError(PipelineDefinitionError):
     """Two steps declare the same output name."""
+
+
+class OrchestrationError(ConveyorError):
+    """One step of a run cannot run on its own: its inputs are not produced yet, or the run was
+    planned from another pipeline or config; the message names the run, step and dataset."""
+
+
+class ExportError(ConveyorError, ValueError):
+    """A line cannot be exported to that target as asked (unknown target, local stores)."""
+
+
+class MissingSdkError(ExportError, ImportError):
+    """An export target's SDK is not installed: names the extra that installs it."""
 
 
 class StepError(ConveyorError):

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
     from conveyor.pipeline import Pipeline
     from conveyor.runner import AbstractExecutor, RunHooks, RunResult
+    from conveyor.runner.orchestrated import Stamp, StepRun
     from conveyor.store.artifacts import AbstractArtifactStore
-    from conveyor.store.metadata import SqlMetadataStore
+    from conveyor.store.metadata import RunRecord, SqlMetadataStore
 
 BUILTIN_LINES = ("train",)
 
@@ -79,7 +80,9 @@ class Project:
         from conveyor.store.artifacts import open_artifact_store
 
         return open_artifact_store(
-            self.artifacts_uri, storage_options=self.config.store.storage_options
+            self.artifacts_uri,
+            storage_options=self.config.store.storage_options,
+            base_dir=self.root,
         )
 
     @property
@@ -157,15 +160,52 @@ class Project:
         from conveyor.runner import Runner
 
         line = self.pipeline(name)
+        stamp = self._stamp()
         with self.executor(executor, workers=workers) as ex:
             runner = Runner(self.metadata, self.artifacts, ex, hooks=hooks)
             return runner.run(
                 line,
                 use_cache=use_cache,
-                params=self.run_params(),
-                git_commit=git_commit(self.root),
-                config_hash=self.config_hash(),
+                params=stamp.params,
+                git_commit=stamp.git_commit,
+                config_hash=stamp.config_hash,
             )
+
+    def plan(self, name: str = "train", *, key: str | None = None) -> RunRecord:
+        """Create the run of pipeline ``name`` that ``key`` names (if new), every step pending,
+        for an orchestrator to drive with :meth:`run_step`; see
+        :mod:`conveyor.runner.orchestrated`."""
+        from conveyor.runner import LocalExecutor, Runner
+        from conveyor.runner.orchestrated import plan
+
+        line = self.pipeline(name)
+        with LocalExecutor(self.artifacts, lambda: self.metadata) as ex:
+            return plan(Runner(self.metadata, self.artifacts, ex), line, key, self._stamp())
+
+    def run_step(
+        self,
+        name: str,
+        key: str,
+        step: str,
+        *,
+        executor: str | None = None,
+        use_cache: bool = True,
+        hooks: RunHooks | Iterable[RunHooks] | None = None,
+    ) -> StepRun:
+        """Run one step of the run ``key`` names (created if new), reading its inputs from the
+        steps before it in the same run."""
+        from conveyor.runner import Runner
+        from conveyor.runner.orchestrated import run_step
+
+        line = self.pipeline(name)
+        with self.executor(executor, workers=1) as ex:
+            runner = Runner(self.metadata, self.artifacts, ex, hooks=hooks)
+            return run_step(runner, line, key, step, self._stamp(), use_cache=use_cache)
+
+    def _stamp(self) -> Stamp:
+        from conveyor.runner.orchestrated import Stamp
+
+        return Stamp(self.run_params(), git_commit(self.root), self.config_hash())
 
     def model_ref(self, ref: str | None = None) -> str:
         """``ref``, or the served model by default: ``registry.model@registry.promote.alias``.

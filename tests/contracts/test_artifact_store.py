@@ -1,8 +1,12 @@
-"""Contract every artifact store backend honours: in-memory, local folder and S3 (moto)."""
+"""Contract every artifact store backend honours: in-memory, local folder, S3 (moto), GCS (the
+GCS emulator) and Azure Blob (Azurite)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +30,9 @@ from conveyor.errors import (
     SerializationError,
 )
 from conveyor.store.artifacts import AbstractArtifactStore, open_artifact_store, sha256
+from conveyor.store.artifacts._filesystems import GCSFS_HNS_VARIABLE
 from conveyor.store.artifacts.fsspec import FsspecArtifactStore
+from tests.conftest import CloudLocation
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MISSING = "0" * 64
@@ -77,13 +83,32 @@ def _s3_backend(loc: Any) -> Backend:
     return Backend("s3", store, corrupt)
 
 
-@pytest.fixture(params=["memory", "local", pytest.param("s3", marks=pytest.mark.service)])
+def _cloud_backend(name: str, loc: CloudLocation) -> Backend:
+    """A GCS or Azure store; corrupting goes through the service's own API."""
+    store = open_artifact_store(loc.uri, storage_options=loc.storage_options)
+
+    def corrupt(digest: str) -> None:
+        key = store.location(digest).split("://", 1)[1].split("/", 1)[1]
+        loc.write(key, _flip_first_byte(loc.read(key)))
+
+    return Backend(name, store, corrupt)
+
+
+CLOUD_FIXTURES = {"gcs": "gcs_bucket_uri", "azure": "azure_container_uri"}
+SERVICE_BACKENDS = [
+    pytest.param(name, marks=pytest.mark.service) for name in ("s3", "gcs", "azure")
+]
+
+
+@pytest.fixture(params=["memory", "local", *SERVICE_BACKENDS])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "memory":
         return _memory_backend()
     if request.param == "local":
         return _local_backend(tmp_path / "artifacts")
-    return _s3_backend(request.getfixturevalue("s3_bucket_uri"))
+    if request.param == "s3":
+        return _s3_backend(request.getfixturevalue("s3_bucket_uri"))
+    return _cloud_backend(request.param, request.getfixturevalue(CLOUD_FIXTURES[request.param]))
 
 
 @pytest.fixture
@@ -340,3 +365,126 @@ def test_memory_uri_opens_a_fresh_store() -> None:
     digest = first.put_bytes(b"only here")
     assert first.uri == "memory://"
     assert not open_artifact_store("memory://").exists(digest)
+
+
+# --- object stores: what only a real storage API shows ---------------------------------------
+
+
+@pytest.fixture(params=SERVICE_BACKENDS)
+def bucket(request: pytest.FixtureRequest) -> Any:
+    """A fresh S3 bucket, GCS bucket or Azure container (an S3Location or a CloudLocation)."""
+    name = {"s3": "s3_bucket_uri", **CLOUD_FIXTURES}[request.param]
+    return request.getfixturevalue(name)
+
+
+def _missing_bucket(uri: str) -> str:
+    scheme, rest = uri.split("://", 1)
+    name, _, prefix = rest.partition("/")
+    return f"{scheme}://{name}-gone/{prefix}"
+
+
+def test_a_missing_bucket_fails_naming_the_uri(bucket: Any) -> None:
+    uri = _missing_bucket(bucket.uri)
+    store = open_artifact_store(uri, storage_options=bucket.storage_options)
+    digest = sha256(b"nowhere to go")
+    with pytest.raises(ArtifactStorageError, match="create the bucket or container") as info:
+        store.put_bytes(b"nowhere to go")
+    assert f"{uri}/sha256/{digest[:2]}/{digest}" in str(info.value)
+    assert not store.exists(digest)
+
+
+def test_locations_keep_the_uri_scheme(bucket: Any) -> None:
+    store = open_artifact_store(bucket.uri, storage_options=bucket.storage_options)
+    digest = store.put_bytes(b"where am I")
+    assert store.location(digest) == f"{bucket.uri}/sha256/{digest[:2]}/{digest}"
+
+
+def test_a_second_store_sees_writes_and_deletes_of_the_first(bucket: Any) -> None:
+    """Two processes (or a Dask worker and the scheduler) share one bucket: no stale listing."""
+    first = open_artifact_store(bucket.uri, storage_options=bucket.storage_options)
+    other = open_artifact_store(
+        bucket.uri, storage_options={**bucket.storage_options, "skip_instance_cache": True}
+    )
+    digest = sha256(b"shared")
+    assert not other.exists(digest)
+    first.put_bytes(b"shared")
+    assert other.get_bytes(digest) == b"shared"
+    other.delete(digest)
+    assert not first.exists(digest)
+    with pytest.raises(ArtifactNotFoundError):
+        first.get_bytes(digest)
+
+
+@pytest.mark.service
+def test_wrong_azure_key_fails_without_showing_it(azure_container_uri: Any) -> None:
+    from tests.conftest import azurite_connection_string
+
+    wrong = "d3Jvbmcga2V5" * 7 + "Zz=="
+    conn = azurite_connection_string(azure_container_uri.endpoint, key=wrong)
+    store = open_artifact_store(
+        azure_container_uri.uri, storage_options={"connection_string": conn}
+    )
+    with pytest.raises(ArtifactStorageError, match="check the credentials") as info:
+        store.put_bytes(b"not yours")
+    assert azure_container_uri.uri in str(info.value)
+    assert wrong not in str(info.value)
+
+
+@pytest.mark.service
+def test_abfs_and_az_uris_open_the_same_container(azure_container_uri: Any) -> None:
+    loc = azure_container_uri
+    digest = open_artifact_store(loc.uri, storage_options=loc.storage_options).put_bytes(b"one")
+    abfs = f"abfs://{loc.bucket}@devstoreaccount1.dfs.core.windows.net/artifacts"
+    store = open_artifact_store(abfs, storage_options=loc.storage_options)
+    assert store.get_bytes(digest) == b"one"
+    assert store.location(digest).startswith(f"abfs://{loc.bucket}/artifacts/sha256/")
+
+
+@pytest.mark.service
+def test_storage_options_expand_variables(
+    azure_container_uri: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loc = azure_container_uri
+    options = {"connection_string": "${CONVEYOR_TEST_AZURE_CONN}"}
+    with pytest.raises(ArtifactStorageError, match="CONVEYOR_TEST_AZURE_CONN is not set"):
+        open_artifact_store(loc.uri, storage_options=options, base_dir=tmp_path)
+    (tmp_path / ".env").write_text(
+        f"CONVEYOR_TEST_AZURE_CONN={loc.storage_options['connection_string']}\n"
+    )
+    digest = open_artifact_store(loc.uri, storage_options=options, base_dir=tmp_path).put_bytes(
+        b"from .env"
+    )
+    monkeypatch.setenv("CONVEYOR_TEST_AZURE_CONN", loc.storage_options["connection_string"])
+    assert open_artifact_store(loc.uri, storage_options=options).get_bytes(digest) == b"from .env"
+
+
+@pytest.mark.service
+def test_broken_gcs_credentials_fail_at_open(gcs_bucket_uri: Any) -> None:
+    # A dict token is parsed locally; a string token would be checked against Google's servers.
+    options = {**gcs_bucket_uri.storage_options, "token": {"client_secret": "hush-hush"}}
+    with pytest.raises(ArtifactStorageError, match="cannot open artifact store") as info:
+        open_artifact_store(gcs_bucket_uri.uri, storage_options=options)
+    assert gcs_bucket_uri.uri in str(info.value)
+    assert "hush-hush" not in str(info.value)
+
+
+@pytest.mark.service
+def test_gcs_store_does_not_wait_for_the_storage_control_api(gcs_bucket_uri: Any) -> None:
+    """gcsfs imported before conveyor, without GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT: its default
+    filesystem would wait 60 s per bucket on an emulator; conveyor must use the stable one."""
+    loc = gcs_bucket_uri
+    script = (
+        "import time, gcsfs\n"
+        "from conveyor.store.artifacts import open_artifact_store\n"
+        "start = time.monotonic()\n"
+        f"store = open_artifact_store({loc.uri!r}, storage_options={loc.storage_options!r})\n"
+        "digest = store.put_bytes(b'quick')\n"
+        "assert store.get_bytes(digest) == b'quick'\n"
+        "print(round(time.monotonic() - start, 2))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != GCSFS_HNS_VARIABLE}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=50
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < 10, f"took {proc.stdout.strip()} s"

@@ -46,14 +46,74 @@ def run(
             "--explain", help="Say for each step why it was a cache hit or miss (what changed)."
         ),
     ] = False,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            help="With --step or --plan: the run, named by your orchestrator's execution id "
+            "(or a conveyor run id); the first step to use it creates the run.",
+        ),
+    ] = None,
+    step: Annotated[
+        str | None,
+        typer.Option(
+            "--step",
+            help="Run only this step of the run --run-id, its inputs read from the steps "
+            "before it (what a cloud pipeline step executes).",
+        ),
+    ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option("--plan", help="Create the run (every step pending), print its id, stop."),
+    ] = False,
+    summary_file: Annotated[
+        Path | None,
+        typer.Option("--summary", help="With --step: write its status and outputs as JSON here."),
+    ] = None,
+    gate_passed: Annotated[
+        Path | None,
+        typer.Option(
+            "--gate-passed", help="With --step gate: write true or false here (for conditions)."
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Run a pipeline; steps whose code, params and inputs are unchanged come from the cache."""
+    """Run a pipeline; steps whose code, params and inputs are unchanged come from the cache.
+
+    With --run-id and --step, run one step of a run instead, as an orchestrator does.
+    """
+    from conveyor.cli import _run_step
     from conveyor.cli._progress import LiveProgress
     from conveyor.contracts import Registration
     from conveyor.project import Project
     from conveyor.store.metadata import StepStatus
 
+    _run_step.check_options(
+        run_id=run_id,
+        step=step,
+        plan=plan,
+        summary=summary_file,
+        gate_passed=gate_passed,
+        workers=workers,
+    )
+    if plan or step is not None:
+        with conveyor_errors(), Project.load(project, overrides=set_ or []) as proj:
+            if step is None:
+                _run_step.plan_run(proj, pipeline, run_id, json_=json_)
+                return
+            assert run_id is not None  # check_options
+            _run_step.run_one_step(
+                proj,
+                pipeline,
+                run_id,
+                step,
+                executor=executor,
+                use_cache=not no_cache,
+                summary=summary_file,
+                gate_passed=gate_passed,
+                json_=json_,
+            )
+        return
     err = console(stderr=True)
     progress = LiveProgress(err)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # record the run as interrupted, then exit

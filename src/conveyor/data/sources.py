@@ -54,6 +54,8 @@ _MAGIC = (
     (b"\xfe\xff", "UTF-16 text (set data.source.options.encoding: utf-16)"),
 )
 _MONGO_OPTIONS = ("filter", "projection", "limit")
+_EXTRAS = " (cloud URIs need an extra: pip install 'conveyor[s3]', '[gcs]' or '[azure]')"
+_OPTIONS = " (check data.source.options.storage_options and the credentials they name)"
 _STREAMING = ("chunksize", "iterator")
 
 
@@ -336,39 +338,43 @@ def _file_target(source: SourceConfig, base_dir: Path) -> tuple[str, dict[str, A
         raise DataValidationError("data.source.options.storage_options: expected a mapping")
     storage = _secrets.expand_tree(storage, "data.source.options.storage_options", base_dir)
     secrets = _secrets.secrets(path, include_whole=False)
-    secrets += [
-        v
-        for k, v in _secrets.leaves(storage)
-        if isinstance(v, str) and _secrets.SECRET_KEY.search(k)
-    ]
+    # Imported here, not at the top: the store package costs ~0.1 s to import (commands that
+    # only describe a source never need it).
+    from conveyor.store.artifacts._filesystems import credentials
+
+    secrets += credentials(storage)
     return path, storage, secrets
 
 
 def _filesystem(
     path: str, storage: dict[str, Any], name: str, secrets: list[str]
 ) -> tuple[Any, str]:
-    import fsspec
+    """The fsspec filesystem for ``path``, opened as the artifact store opens its own (object
+    stores without a listing cache, gcsfs without its 60 s bucket probe)."""
+    from conveyor.store.artifacts._filesystems import first_line, open_filesystem
 
     error: DataValidationError | None = None
     try:
-        fs, fs_path = fsspec.url_to_fs(path, **storage)
+        fs, fs_path = open_filesystem(path, storage)
     except ImportError as exc:
-        error = _secrets.error(name, str(exc), secrets)
-    except Exception as exc:  # unknown protocol, bad storage_options
-        error = _secrets.error(name, f"cannot open: {type(exc).__name__}: {exc}", secrets)
+        error = _secrets.error(name, f"{exc}{_EXTRAS}", secrets)
+    except Exception as exc:  # unknown protocol, bad storage_options or credentials
+        error = _secrets.error(name, f"cannot open: {first_line(exc)}{_OPTIONS}", secrets)
     if error is not None:
         raise error from None
     return fs, fs_path
 
 
 def _stat(fs: Any, fs_path: str, name: str, secrets: list[str]) -> dict[str, Any]:
+    from conveyor.store.artifacts._filesystems import first_line
+
     error: DataValidationError | None = None
     try:
         info: dict[str, Any] = fs.info(fs_path)
     except FileNotFoundError:
         error = _secrets.error(name, "data file not found (data.source.path)", secrets)
-    except Exception as exc:  # permissions, network, credentials
-        error = _secrets.error(name, f"cannot access: {type(exc).__name__}: {exc}", secrets)
+    except Exception as exc:  # permissions, network, credentials, a missing bucket
+        error = _secrets.error(name, f"cannot access: {first_line(exc)}{_OPTIONS}", secrets)
     if error is not None:
         raise error from None
     return info

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import MissingInputError
-from conveyor.runner import cache
-from conveyor.runner.base import StepTask
+from conveyor.runner._book import StepBook
 from conveyor.runner.hooks import as_hooks
 from conveyor.store.metadata import ArtifactRef, RunStatus, StepStatus
 
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from concurrent.futures import Future
 
-    from conveyor.pipeline import KeyParts, Pipeline, Step
+    from conveyor.pipeline import Pipeline, Step
     from conveyor.runner.base import AbstractExecutor, StepOutcome
     from conveyor.runner.hooks import RunHooks
     from conveyor.store.artifacts import AbstractArtifactStore
@@ -135,11 +134,18 @@ class _Schedule:
     ) -> None:
         self.r = runner
         self.pipeline = pipeline
-        self.run_id = run_id
         self.step_ids = step_ids
         self.result = result
         self.available = available
-        self.use_cache = use_cache
+        self.book = StepBook(
+            runner.metadata,
+            runner.artifacts,
+            runner.executor,
+            runner.hooks,
+            run_id,
+            step_ids,
+            use_cache,
+        )
         self.waiting = [s.name for s in pipeline.steps]
         self.running: dict[Future[StepOutcome], tuple[Step, dict[str, ArtifactRef]]] = {}
 
@@ -175,63 +181,20 @@ class _Schedule:
                     continue
                 self.waiting.remove(name)
                 arguments = {arg: self.available[d] for arg, d in s.inputs.items()}
-                parts = cache.parts_for(s, arguments)
-                mode = cache.mode_for(s, use_cache=self.use_cache)
-                recorded = cache.recorded(parts, s, mode)
-                if mode is cache.CacheMode.ON and self._try_cache(s, arguments, parts, recorded):
+                started = self.book.start(s, arguments)
+                if isinstance(started, tuple):  # served from the cache
+                    self._publish(s.name, started, StepStatus.CACHED, 0.0)
                     progressed = True
-                    continue
-                self.r.metadata.start_step(
-                    self.step_ids[name], cache_key=parts.key, key_parts=recorded
-                )
-                self.r.hooks.before_step_run(name)
-                task = StepTask(s, self.run_id, arguments)
-                self.running[self.r.executor.submit(task)] = (s, arguments)
-
-    def _try_cache(
-        self,
-        s: Step,
-        arguments: dict[str, ArtifactRef],
-        parts: KeyParts,
-        recorded: dict[str, Any],
-    ) -> bool:
-        hit = cache.lookup(parts.key, self.r.metadata, self.r.artifacts)
-        if hit is None:
-            return False
-        self.r.metadata.cache_step(
-            self.step_ids[s.name],
-            hit,
-            cache_key=parts.key,
-            inputs=_named(s, arguments),
-            key_parts=recorded,
-        )
-        self._publish(s.name, hit.outputs, StepStatus.CACHED, 0.0)
-        return True
+                else:
+                    self.running[started] = (s, arguments)
 
     def _record(self, s: Step, arguments: dict[str, ArtifactRef], outcome: StepOutcome) -> None:
-        step_id = self.step_ids[s.name]
+        self.book.finish(s, arguments, outcome)
         duration = outcome.ended_at - outcome.started_at
         if outcome.ok:
-            self.r.metadata.complete_step(
-                step_id,
-                inputs=_named(s, arguments),
-                outputs=outcome.outputs,
-                metrics=outcome.metrics,
-                started_at=outcome.started_at,
-                ended_at=outcome.ended_at,
-            )
             self._publish(s.name, outcome.outputs, StepStatus.SUCCEEDED, duration)
             return
         error = outcome.error or "unknown error"
-        self.r.metadata.fail_step(
-            step_id,
-            error=error,
-            traceback=outcome.traceback,
-            started_at=outcome.started_at,
-            ended_at=outcome.ended_at,
-            outputs=outcome.outputs,
-            metrics=outcome.metrics,
-        )
         self.result.outputs.update({ref.name: ref for ref in outcome.outputs})  # attachments
         self.result.failures[s.name] = error
         if outcome.gated:
@@ -263,10 +226,3 @@ def _final_status(result: RunResult) -> RunStatus:
     if not result.failures:
         return RunStatus.SUCCEEDED
     return RunStatus.GATED if set(result.failures) == result.gated else RunStatus.FAILED
-
-
-def _named(s: Step, arguments: dict[str, ArtifactRef]) -> list[ArtifactRef]:
-    """Input refs named by dataset (as lineage records them)."""
-    return [
-        ArtifactRef(s.inputs[arg], ref.digest, ref.kind, ref.size) for arg, ref in arguments.items()
-    ]

@@ -1,4 +1,4 @@
-"""Artifact store on any fsspec filesystem: a local folder, s3://, gs://, az://."""
+"""Artifact store on any fsspec filesystem: a local folder, s3://, gs://, az:// (abfs://)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ArtifactStorageError, ConveyorError
+from conveyor.store.artifacts._filesystems import first_line, scheme
 from conveyor.store.artifacts.base import AbstractArtifactStore
 
 if TYPE_CHECKING:
@@ -18,7 +19,10 @@ class FsspecArtifactStore(AbstractArtifactStore):
 
     On filesystems with an atomic rename (local disks) bytes go to a temporary name first and are
     renamed into place, so a crash never leaves a half-written artifact under its final name. On
-    object stores (S3, GCS, Azure) a single PUT is already atomic, so bytes are written directly.
+    object stores (S3, GCS, Azure Blob) an object appears whole or not at all: small artifacts go
+    up in one PUT, large ones as a multipart (S3), resumable (GCS) or block (Azure) upload that
+    only becomes visible when it is committed. So bytes are written directly to the final key:
+    a rename there would be a second full copy, and not atomic.
 
     Args:
         fs: an ``fsspec.AbstractFileSystem``.
@@ -32,6 +36,8 @@ class FsspecArtifactStore(AbstractArtifactStore):
         self._uri = uri
         protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
         self._atomic_rename = bool({"file", "local"} & set(protocols))
+        # Locations keep the scheme the user wrote (az://, not adlfs's canonical abfs://).
+        self._scheme = scheme(uri) or protocols[0]
 
     @property
     def uri(self) -> str:
@@ -42,7 +48,7 @@ class FsspecArtifactStore(AbstractArtifactStore):
 
     def _write(self, digest: str, data: bytes) -> None:
         final = self._path(digest)
-        with self._translated(digest):
+        with self._translated(digest, writing=True):
             if not self._atomic_rename:
                 self._fs.pipe_file(final, data)
                 return
@@ -73,15 +79,31 @@ class FsspecArtifactStore(AbstractArtifactStore):
         path = self._path(digest)
         if self._atomic_rename:
             return path
-        return str(self._fs.unstrip_protocol(path))
+        return f"{self._scheme}://{path}"
 
     @contextmanager
-    def _translated(self, digest: str) -> Iterator[None]:
+    def _translated(self, digest: str, *, writing: bool = False) -> Iterator[None]:
         try:
             yield
         except ConveyorError:
             raise
-        except Exception as exc:  # fsspec backends raise OSError, botocore, aiohttp errors, ...
+        except Exception as exc:  # fsspec backends raise OSError, botocore, aiohttp, azure errors
+            hint = _hint(exc, writing=writing and not self._atomic_rename)
             raise ArtifactStorageError(
-                f"artifact {digest} at {self._location(digest)}: {type(exc).__name__}: {exc}"
+                f"artifact {digest} at {self._location(digest)}: {first_line(exc)}{hint}"
             ) from exc
+
+
+def _hint(exc: Exception, *, writing: bool) -> str:
+    """What to check, for the failures every object store reports in its own words.
+
+    Object stores have no folders, so "not found" while writing to one (``writing``) means
+    its bucket is missing.
+    """
+    text = f"{type(exc).__name__} {exc}".lower()
+    missing = ("containernotfound", "nosuchbucket", "bucket does not exist")
+    if (writing and isinstance(exc, FileNotFoundError)) or any(m in text for m in missing):
+        return " (create the bucket or container first: conveyor never creates one)"
+    if any(word in text for word in ("authenticat", "authoriz", "accessdenied", "forbidden")):
+        return " (check the credentials in store.storage_options or the environment)"
+    return ""

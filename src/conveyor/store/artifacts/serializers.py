@@ -10,6 +10,7 @@ the :data:`conveyor._plugins.SERIALIZERS` registry: the built-ins below, or a
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from typing import Any, Protocol, cast
@@ -123,16 +124,47 @@ class JoblibSerializer:
         return True
 
     def dump(self, value: Any) -> bytes:
-        import joblib
+        from joblib.numpy_pickle import _write_fileobject
 
         buf = io.BytesIO()
-        joblib.dump(value, buf, compress=3)
+        with _write_fileobject(buf, compress=("zlib", 3)) as f:  # as joblib.dump(compress=3)
+            _canonical_pickler()(f).dump(value)
         return buf.getvalue()
 
     def load(self, data: bytes) -> Any:
         import joblib
 
         return joblib.load(io.BytesIO(data))  # only ever called after the hash check
+
+
+@functools.cache
+def _canonical_pickler() -> type:
+    """joblib's pickler, writing each distinct string once, referenced after.
+
+    pickle shares what is the same object in memory; whether two equal strings are one object
+    depends on the process's history (an estimator trained in a long run, or loaded from the
+    store in a fresh one). Content addressing needs the same value to give the same bytes
+    wherever it was made: an orchestrated step and a whole run must agree on a model's digest.
+    """
+    from joblib.numpy_pickle import NumpyPickler
+
+    class CanonicalPickler(NumpyPickler):  # type: ignore[misc]
+        dispatch = NumpyPickler.dispatch.copy()
+
+        def __init__(self, fp: Any) -> None:
+            super().__init__(fp)
+            self._strings: dict[str, str] = {}
+
+        def save_str(self, obj: str) -> None:
+            first = self._strings.setdefault(obj, obj)
+            if first is not obj and id(first) in self.memo:
+                self.write(self.get(self.memo[id(first)][0]))
+                return
+            NumpyPickler.dispatch[str](self, obj)
+
+        dispatch[str] = save_str
+
+    return CanonicalPickler
 
 
 def kind_of(obj: Any) -> str:

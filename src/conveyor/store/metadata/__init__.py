@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import MetadataStorageError
 from conveyor.store.metadata.records import (
     KEY_ID,
+    ORCHESTRATED,
     ApiKeyRecord,
     ArtifactRef,
     CacheHit,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KEY_ID",
+    "ORCHESTRATED",
     "ApiKeyRecord",
     "ArtifactIndex",
     "ArtifactRef",

@@ -18,6 +18,11 @@ class RunStatus(StrEnum):
     GATED = "gated"
 
 
+# The executor recorded for a run driven step by step from outside (`conveyor run --step`, a
+# cloud pipeline): no one process holds it, so it is never "recovered" as interrupted.
+ORCHESTRATED = "orchestrated"
+
+
 class StepStatus(StrEnum):
     """Lifecycle of one step inside a run."""
 

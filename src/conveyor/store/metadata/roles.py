@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         RunRecord,
         RunStatus,
         StepKeyParts,
+        StepStatus,
     )
 
 
@@ -81,12 +82,17 @@ class RunStore(ArtifactIndex, StepRecorder, Protocol):
         params: Mapping[str, Any] | None = None,
         git_commit: str | None = None,
         config_hash: str | None = None,
+        run_id: str | None = None,
     ) -> tuple[str, dict[str, int]]:
         """Record a new run and its pending steps."""
         ...
 
     def finish_run(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
         """Record how a run ended."""
+        ...
+
+    def set_run_status(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
+        """Set an orchestrated run's status, leaving its steps alone."""
         ...
 
     def recover_interrupted(self) -> list[str]:
@@ -126,6 +132,12 @@ class RunStore(ArtifactIndex, StepRecorder, Protocol):
         key_parts: Mapping[str, Any] | None = None,
     ) -> None:
         """A step was reused from the cache."""
+        ...
+
+    def claim_step(
+        self, step_id: int, *, seen: StepStatus, seen_started_at: float | None = None
+    ) -> bool:
+        """Take a step for this process if it is still as seen; forgets an earlier attempt."""
         ...
 
     def fail_step(

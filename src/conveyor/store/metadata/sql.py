@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 
 from conveyor._lifeline import process_running
 from conveyor.errors import (
@@ -21,6 +21,7 @@ from conveyor.errors import (
 )
 from conveyor.store.metadata import tables as t
 from conveyor.store.metadata.records import (
+    ORCHESTRATED,
     ArtifactRef,
     CacheHit,
     DatasetRecord,
@@ -64,9 +65,14 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
         params: Mapping[str, Any] | None = None,
         git_commit: str | None = None,
         config_hash: str | None = None,
+        run_id: str | None = None,
     ) -> tuple[str, dict[str, int]]:
-        """Record a running run with its steps pending; returns ``(run_id, step ids by name)``."""
-        run_id = uuid.uuid4().hex
+        """Record a running run with its steps pending; returns ``(run_id, step ids by name)``.
+
+        ``run_id`` (32 hex digits) is given when an orchestrator names the run; a second
+        create with the same id fails (the caller reads the run made first).
+        """
+        run_id = run_id or uuid.uuid4().hex
         now = time.time()
         with self._tx() as conn:
             conn.execute(
@@ -125,13 +131,31 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
                 .values(status=StepStatus.SKIPPED)
             )
 
+    def set_run_status(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
+        """Set a run's status without touching its steps (an orchestrated run: other steps
+        may still be running elsewhere); a running run has no end time."""
+        ended = None if status is RunStatus.RUNNING else time.time()
+        with self._tx() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(status=status, ended_at=ended, error=error)
+            )
+
     def recover_interrupted(self) -> list[str]:
-        """Mark runs whose process died (same host, pid gone) as interrupted; returns their ids."""
+        """Mark runs whose process died (same host, pid gone) as interrupted; returns their ids.
+
+        Orchestrated runs are left alone: no one process holds them.
+        """
         host = socket.gethostname()
         with self._tx() as conn:
             rows = conn.execute(
                 select(t.runs.c.id, t.runs.c.pid).where(
-                    and_(t.runs.c.status == RunStatus.RUNNING, t.runs.c.host == host)
+                    and_(
+                        t.runs.c.status == RunStatus.RUNNING,
+                        t.runs.c.host == host,
+                        t.runs.c.executor != ORCHESTRATED,
+                    )
                 )
             ).all()
             dead = [run_id for run_id, pid in rows if not process_running(pid)]
@@ -273,6 +297,40 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
                     **values,
                 )
             )
+
+    def claim_step(
+        self, step_id: int, *, seen: StepStatus, seen_started_at: float | None = None
+    ) -> bool:
+        """Take a step of an orchestrated run for this process: mark it running, forgetting an
+        earlier attempt's lineage, metrics, trials and error, in one transaction.
+
+        Only if it is still as the caller saw it (``seen``, and for a running step the same
+        start time): of two processes starting the same step at once, one gets it.
+        """
+        same = [t.steps.c.id == step_id, t.steps.c.status == seen]
+        if seen is StepStatus.RUNNING:
+            same.append(t.steps.c.started_at == seen_started_at)
+        with self._tx() as conn:
+            claimed = conn.execute(
+                update(t.steps)
+                .where(and_(*same))
+                .values(
+                    status=StepStatus.RUNNING,
+                    cache_key=None,
+                    cached_from=None,
+                    started_at=time.time(),
+                    ended_at=None,
+                    error=None,
+                    traceback=None,
+                    key_parts=None,
+                )
+            ).rowcount
+            if claimed != 1:
+                return False
+            if seen is not StepStatus.PENDING:
+                for table in (t.step_artifacts, t.metrics, t.trials):
+                    conn.execute(delete(table).where(table.c.step_id == step_id))
+        return True
 
     def skip_step(self, step_id: int, *, reason: str) -> None:
         """Mark a step skipped (an upstream step failed)."""
