@@ -33,6 +33,7 @@ def test_demo_then_demo_again(tmp_path: Path) -> None:
     proc = conveyor("demo", folder, timeout=300)
     out = proc.stdout
     assert f"created {folder / 'conveyor.yaml'}" in out
+    assert f"conveyor ui -p {folder}" in out  # where to look at it next
     assert (folder / "data" / "visa.csv").is_file()
     assert "14/14 steps cached" in out
     assert "answered by visa-approval:1" in out

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from conveyor._text import fmt_seconds as fmt_seconds  # re-exported for the commands
+from conveyor._text import fmt_time as fmt_time
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
@@ -64,22 +67,6 @@ def write_report(root: Path, filename: str, html: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(html)
     return path
-
-
-def fmt_seconds(seconds: float | None) -> str:
-    """``0.012`` -> ``12 ms``, ``3.4`` -> ``3.40 s``, None -> ``-``."""
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-def fmt_time(ts: float | None) -> str:
-    """A unix time as local ``YYYY-MM-DD HH:MM:SS``."""
-    if ts is None:
-        return "-"
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 STATUS_STYLE = {

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conveyor.cli._output import EXIT_FAILURE, console, conveyor_errors, fmt_seconds
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def demo(
@@ -92,3 +96,18 @@ def demo(
         f"  next: conveyor runs list -p {directory}   conveyor runs show {first.run_id[:8]} "
         f"-p {directory}"
     )
+    _print_ui_hint(out, directory)
+
+
+def _print_ui_hint(out: Console, directory: Path) -> None:
+    """End with the one command that shows all of the above in a browser (and how to sign in:
+    the UI asks for an API key with the read scope; admin lets it promote)."""
+    from rich.markup import escape
+
+    folder = escape(shlex.quote(str(directory)))
+    out.rule("look at it in a browser")
+    out.print(
+        f"  conveyor keys create --name me --scope read --scope admin -p {folder}"
+        "   (prints the key to sign in with)"
+    )
+    out.print(f"  conveyor ui -p {folder}   then open http://127.0.0.1:8765/")

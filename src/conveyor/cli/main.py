@@ -19,6 +19,7 @@ from conveyor.cli import (
     run,
     runs,
     serve,
+    ui,
 )
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.command("lineage")(lineage.lineage)
 app.command("audit")(lineage.audit)
 app.command("reproduce")(lineage.reproduce)
 app.command("serve")(serve.serve)
+app.command("ui")(ui.ui)
 app.command("predict")(serve.predict)
 app.add_typer(keys.app, name="keys")
 app.command("monitor")(monitor.monitor)

@@ -314,8 +314,8 @@ def _warn_about_auth(proj: Project, auth: bool) -> None:
             "[bold yellow]warning:[/] authentication is OFF: anyone who can reach this port "
             "can use the model"
         )
-    elif not any(not k.revoked for k in proj.metadata.list_api_keys()):
+    elif not any(not k.revoked and "predict" in k.scopes for k in proj.metadata.list_api_keys()):
         err.print(
-            "[yellow]warning:[/] no active API keys: every /v1 request will get 401. "
-            "Create one: conveyor keys create --name NAME"
+            "[yellow]warning:[/] no active API key with the predict scope: every /v1 request "
+            "will be refused. Create one: conveyor keys create --name NAME"
         )

@@ -5,6 +5,13 @@ logs); the secret is 43 random URL-safe characters (256 bits) and is shown once,
 Only ``HMAC-SHA256(salt, secret)`` is stored. A slow password hash (scrypt, argon2) protects
 low-entropy passwords; for a 256-bit random secret a keyed SHA-256 is as safe and costs a
 microsecond per request instead of tens of milliseconds.
+
+Scopes say what a key may do: ``predict`` (the model server's routes), ``read`` (the UI's
+pages), ``admin`` (the UI's governed actions). A check names the scope it needs and a key
+without it is refused, naming the missing scope. Keys made before scopes existed are
+``predict`` keys. The store keeps exactly the scopes a key was given; :func:`create_key` adds
+``read`` to an ``admin`` key (an approver must see what they approve), and that is the only
+implication anywhere.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from conveyor.errors import ConfigError
 from conveyor.store.metadata import KEY_ID
+from conveyor.store.metadata.records import KEY_SCOPES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from conveyor.store.metadata import ApiKeyRecord, ServingStore
 
@@ -36,6 +44,7 @@ MIN_TOKEN = 24
 PREFIX = "cvk"
 _KEY = re.compile(rf"{PREFIX}_({KEY_ID.pattern})_([A-Za-z0-9_-]{{43}})")  # fullmatch only
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+PREDICT, READ, ADMIN = KEY_SCOPES
 
 
 class AuthResult(StrEnum):
@@ -45,6 +54,7 @@ class AuthResult(StrEnum):
     MISSING = "missing"
     INVALID = "invalid"
     REVOKED = "revoked"
+    SCOPE = "scope"  # a valid key without the scope the request needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +70,12 @@ def hash_secret(salt: str, secret: str) -> str:
     return hmac.new(bytes.fromhex(salt), secret.encode(), hashlib.sha256).hexdigest()
 
 
-def create_key(metadata: ServingStore, name: str) -> NewKey:
-    """Create and record a key called ``name``.
+def create_key(metadata: ServingStore, name: str, scopes: Iterable[str] = (PREDICT,)) -> NewKey:
+    """Create and record a key called ``name`` with ``scopes`` (``admin`` brings ``read``).
 
     Raises:
-        ValueError: the name is not 1-100 letters, digits, ``.``, ``_`` or ``-``.
+        ValueError: the name is not 1-100 letters, digits, ``.``, ``_`` or ``-``; no scope, or
+            one that is not ``predict``, ``read`` or ``admin``.
         MetadataStorageError: a key with that name exists.
     """
     if not _NAME.match(name):
@@ -72,9 +83,12 @@ def create_key(metadata: ServingStore, name: str) -> NewKey:
             f"key name {name!r}: use 1-100 letters, digits, '.', '_' or '-' (starting with a "
             "letter or digit)"
         )
+    wanted = [scopes] if isinstance(scopes, str) else list(scopes)
+    if ADMIN in wanted and READ not in wanted:
+        wanted.append(READ)
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
     record = metadata.create_api_key(
-        name, key_id=key_id, salt=salt, hashed=hash_secret(salt, secret)
+        name, key_id=key_id, salt=salt, hashed=hash_secret(salt, secret), scopes=wanted
     )
     return NewKey(record, f"{PREFIX}_{key_id}_{secret}")
 
@@ -85,8 +99,8 @@ class KeyCheckerProtocol(Protocol):
     def refresh(self) -> None:
         """Reload the keys (a no-op when they cannot change)."""
 
-    def check(self, token: str | None) -> tuple[AuthResult, str | None]:
-        """The outcome for a presented token, and the key's name when it is known."""
+    def check(self, token: str | None, *, scope: str = PREDICT) -> tuple[AuthResult, str | None]:
+        """The outcome for a presented token needing ``scope``, and the key's name when known."""
 
 
 class KeyRing:
@@ -104,8 +118,17 @@ class KeyRing:
         with self._lock:
             self._keys = keys
 
-    def check(self, token: str | None) -> tuple[AuthResult, str | None]:
-        """The outcome for a presented token, and the key's name when it is known."""
+    def check(self, token: str | None, *, scope: str = PREDICT) -> tuple[AuthResult, str | None]:
+        """The outcome for a presented token needing ``scope``, and the key's name when known."""
+        result, key = self.verify(token, scope=scope)
+        return result, None if key is None else key.name
+
+    def verify(self, token: str | None, *, scope: str) -> tuple[AuthResult, ApiKeyRecord | None]:
+        """The outcome for a presented token needing ``scope``, and its key when the id is known.
+
+        Wrong secret, then revoked, then missing scope: a revoked key is reported revoked
+        whatever it may do, and only a key whose secret matched is told about its scopes.
+        """
         if not token:
             return AuthResult.MISSING, None
         match = _KEY.fullmatch(token)
@@ -115,10 +138,12 @@ class KeyRing:
             hmac.compare_digest(hash_secret("00" * 16, token), "0" * 64)
             return AuthResult.INVALID, None
         if not hmac.compare_digest(hash_secret(key.salt, match.group(2)), key.hash):
-            return AuthResult.INVALID, key.name
+            return AuthResult.INVALID, key
         if key.revoked:
-            return AuthResult.REVOKED, key.name
-        return AuthResult.OK, key.name
+            return AuthResult.REVOKED, key
+        if scope not in key.scopes:
+            return AuthResult.SCOPE, key
+        return AuthResult.OK, key
 
 
 def token_from_headers(authorization: str | None, api_key: str | None) -> str | None:
@@ -137,7 +162,8 @@ class StaticKeys:
 
     Each entry is ``sha256:HEX`` (the digest of a token: the deployment never holds the secret)
     or a token of at least :data:`MIN_TOKEN` characters. Keys are named ``env-1``, ``env-2``,
-    ... by position in logs; tokens and digests are never logged.
+    ... by position in logs; tokens and digests are never logged. They are ``predict`` keys
+    (a bundle serves predictions and nothing else).
 
     Raises:
         ConfigError: no key, a malformed digest or a token too short to be a secret (the
@@ -153,8 +179,9 @@ class StaticKeys:
     def refresh(self) -> None:
         """Nothing to reload: the keys are fixed for the life of the process."""
 
-    def check(self, token: str | None) -> tuple[AuthResult, str | None]:
-        """The outcome for a presented token, and the key's name when it matches."""
+    def check(self, token: str | None, *, scope: str = PREDICT) -> tuple[AuthResult, str | None]:
+        """The outcome for a presented token needing ``scope``, and the key's name when it
+        matches."""
         if not token:
             return AuthResult.MISSING, None
         presented = hashlib.sha256(token.encode()).hexdigest()
@@ -164,6 +191,8 @@ class StaticKeys:
                 found = position
         if found is None:
             return AuthResult.INVALID, None
+        if scope != PREDICT:
+            return AuthResult.SCOPE, f"env-{found}"
         return AuthResult.OK, f"env-{found}"
 
 

@@ -10,7 +10,7 @@ from anyio import CapacityLimiter
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.serving.auth import AuthResult, token_from_headers
+from conveyor.serving.auth import PREDICT, AuthResult, token_from_headers
 from conveyor.serving.errors import ApiError
 
 if TYPE_CHECKING:
@@ -61,16 +61,19 @@ async def authenticate(
 ) -> str | None:
     """The name of the key that authorised the request (None with auth off).
 
+    Every secured route of the model server needs the ``predict`` scope: a UI key (``read``,
+    ``admin``) cannot score or read the model's metadata here.
+
     Raises:
-        ApiError: 401 without a key or with a wrong one, 403 for a revoked key. Failures are
-            counted by reason; the key itself is never logged.
+        ApiError: 401 without a key or with a wrong one, 403 for a revoked key or one without
+            the ``predict`` scope. Failures are counted by reason; the key is never logged.
     """
     if state.keys is None:
         return None
     authorization = (
         f"Bearer {credentials.credentials}" if credentials is not None else None
     ) or request.headers.get("authorization")
-    result, name = state.keys.check(token_from_headers(authorization, api_key))
+    result, name = state.keys.check(token_from_headers(authorization, api_key), scope=PREDICT)
     if result is AuthResult.OK:
         return name
     state.metrics.auth_failures.labels(result.value).inc()
@@ -78,6 +81,13 @@ async def authenticate(
     log.warning("auth %s from %s for %s (key %s)", result.value, client, request.url.path, name)
     if result is AuthResult.REVOKED:
         raise ApiError(403, "key_revoked", "this API key was revoked")
+    if result is AuthResult.SCOPE:
+        raise ApiError(
+            403,
+            "missing_scope",
+            f"this API key lacks the {PREDICT!r} scope; the model server needs a key made with "
+            f"'conveyor keys create --name NAME --scope {PREDICT}'",
+        )
     challenge = {"WWW-Authenticate": "Bearer"}
     if result is AuthResult.MISSING:
         raise ApiError(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import MetadataStorageError
+from conveyor.store.metadata._base import acting_as
 from conveyor.store.metadata.records import (
     KEY_ID,
     ORCHESTRATED,
@@ -58,6 +59,7 @@ __all__ = [
     "StepKeyParts",
     "StepRecord",
     "StepStatus",
+    "acting_as",
     "current_actor",
     "open_metadata_store",
 ]

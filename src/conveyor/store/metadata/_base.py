@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
@@ -31,9 +32,23 @@ ACTOR_ENV = "CONVEYOR_ACTOR"
 Metrics = Mapping[str, float] | Iterable[tuple[str, float, int]]
 
 
+_ACTOR: ContextVar[str | None] = ContextVar("conveyor_actor", default=None)
+
+
+@contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    """Events written in this block (this thread or task only) name ``actor``: a server acting
+    for a signed-in user (``ui:KEYNAME``), where the process's own user is not who acts."""
+    token = _ACTOR.set(actor)
+    try:
+        yield
+    finally:
+        _ACTOR.reset(token)
+
+
 def current_actor() -> str:
-    """Who is acting: ``$CONVEYOR_ACTOR`` or the OS user."""
-    if actor := os.environ.get(ACTOR_ENV):
+    """Who is acting: the :func:`acting_as` block's actor, ``$CONVEYOR_ACTOR``, or the OS user."""
+    if actor := _ACTOR.get() or os.environ.get(ACTOR_ENV):
         return actor
     try:
         return getpass.getuser()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,19 +18,39 @@ from conveyor.store.metadata._base import (
 )
 from conveyor.store.metadata.records import (
     KEY_ID,
+    KEY_SCOPES,
     ApiKeyRecord,
     ArtifactRef,
     PredictionLogRecord,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from sqlalchemy import Row
+
 
 class ServingMixin(SqlStoreBase):
     """API keys (salted hashes only) and the partitions of the prediction log."""
 
-    def create_api_key(self, name: str, *, key_id: str, salt: str, hashed: str) -> ApiKeyRecord:
-        """Record a new key under a unique name, with an audit event (the secret never enters).
+    def create_api_key(
+        self,
+        name: str,
+        *,
+        key_id: str,
+        salt: str,
+        hashed: str,
+        scopes: Iterable[str] = ("predict",),
+    ) -> ApiKeyRecord:
+        """Record a new key under a unique name, with an audit event naming its scopes (the
+        secret never enters).
+
+        Args:
+            scopes: what the key may do, from :data:`KEY_SCOPES`; stored as given (deduplicated,
+                in that order): no scope implies another here.
 
         Raises:
+            ValueError: no scope, or one that is not in :data:`KEY_SCOPES` (the message names it).
             MetadataStorageError: a key called ``name`` exists already.
             MetadataError: ``name`` looks like a key id (it could be confused with one).
         """
@@ -38,6 +58,7 @@ class ServingMixin(SqlStoreBase):
             raise MetadataError(
                 f"key name {name!r} looks like a key id (12 hex digits); choose another name"
             )
+        granted = _valid_scopes(name, scopes)
         now, actor = time.time(), current_actor()
         row: dict[str, Any] = {
             "key_id": key_id,
@@ -46,24 +67,29 @@ class ServingMixin(SqlStoreBase):
             "hash": hashed,
             "created_at": now,
             "created_by": actor,
+            "scopes": " ".join(granted),
         }
         try:
             with self._tx() as conn:
                 conn.execute(insert(t.api_keys).values(**row))
                 _insert_event(
-                    conn, "key.create", f"key:{name}", reason=None, details={"id": key_id}
+                    conn,
+                    "key.create",
+                    f"key:{name}",
+                    reason=None,
+                    details={"id": key_id, "scopes": list(granted)},
                 )
         except MetadataStorageError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise MetadataStorageError(f"an API key named {name!r} exists already") from None
             raise
-        return ApiKeyRecord(**row, revoked_at=None)
+        return ApiKeyRecord(**{**row, "scopes": granted}, revoked_at=None)
 
     def list_api_keys(self) -> list[ApiKeyRecord]:
         """Every key, revoked ones included, oldest first."""
         query = select(t.api_keys).order_by(t.api_keys.c.created_at, t.api_keys.c.key_id)
         with self._tx() as conn:
-            return [ApiKeyRecord(**r._asdict()) for r in conn.execute(query).all()]
+            return [_key_record(r) for r in conn.execute(query).all()]
 
     def revoke_api_key(
         self, name_or_id: str, *, reason: str | None = None, by: Literal["name", "id"] | None = None
@@ -96,7 +122,7 @@ class ServingMixin(SqlStoreBase):
                     f"{other.name!r}; say which: --by name or --by id"
                 )
             row = rows[0]
-            record = ApiKeyRecord(**row._asdict())
+            record = _key_record(row)
             if record.revoked_at is not None:
                 return record
             now = time.time()
@@ -110,7 +136,7 @@ class ServingMixin(SqlStoreBase):
                 reason=reason,
                 details={"id": record.key_id},
             )
-        return ApiKeyRecord(**{**row._asdict(), "revoked_at": now})
+        return _key_record(row, revoked_at=now)
 
     def record_prediction_log(
         self,
@@ -168,3 +194,23 @@ class ServingMixin(SqlStoreBase):
             query = query.where(c.first_at <= until)
         with self._tx() as conn:
             return [PredictionLogRecord(**r._asdict()) for r in conn.execute(query).all()]
+
+
+def _valid_scopes(name: str, scopes: Iterable[str]) -> tuple[str, ...]:
+    """``scopes`` deduplicated in :data:`KEY_SCOPES` order; a bad or empty set is refused."""
+    asked = [scopes] if isinstance(scopes, str) else list(scopes)
+    unknown = [s for s in asked if s not in KEY_SCOPES]
+    if unknown:
+        raise ValueError(
+            f"API key {name!r}: unknown scope {unknown[0]!r}; scopes are {', '.join(KEY_SCOPES)}"
+        )
+    if not asked:
+        raise ValueError(f"API key {name!r}: give it at least one scope ({', '.join(KEY_SCOPES)})")
+    return tuple(s for s in KEY_SCOPES if s in asked)
+
+
+def _key_record(row: Row[Any], **changes: Any) -> ApiKeyRecord:
+    """A key's record from its row (scopes are stored space-separated)."""
+    values = {**row._asdict(), **changes}
+    values["scopes"] = tuple(str(values["scopes"]).split())
+    return ApiKeyRecord(**values)

@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-HEAD = "0006"  # the newest revision in migrations/versions; bump with every new migration
+HEAD = "0007"  # the newest revision in migrations/versions; bump with every new migration
 _SCRIPTS = Path(__file__).parent / "migrations"
 
 

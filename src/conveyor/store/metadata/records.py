@@ -183,9 +183,15 @@ KEY_ID = re.compile(r"[0-9a-f]{12}")
 like one)."""
 
 
+KEY_SCOPES = ("predict", "read", "admin")
+"""What an API key may do: ``predict`` (the model server's routes), ``read`` (the UI's pages),
+``admin`` (the UI's governed actions). A key holds exactly the scopes it was created with; the
+store implies none from another (``conveyor keys create --scope admin`` asks for read too)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKeyRecord:
-    """An API key of the model server: its public id, name and salted hash (never the secret)."""
+    """An API key: its public id, name, salted hash (never the secret) and scopes."""
 
     key_id: str
     name: str
@@ -194,6 +200,7 @@ class ApiKeyRecord:
     created_at: float
     created_by: str
     revoked_at: float | None
+    scopes: tuple[str, ...] = ("predict",)
 
     @property
     def revoked(self) -> bool:

@@ -177,8 +177,15 @@ class RunStore(ArtifactIndex, StepRecorder, Protocol):
         """One run with its steps."""
         ...
 
-    def list_runs(self, *, limit: int = 20, pipeline: str | None = None) -> list[RunRecord]:
-        """Recent runs."""
+    def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        pipeline: str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Recent runs, newest first (a page: ``offset``; one status: ``status``)."""
         ...
 
     def step_key_parts(self, run_id: str) -> list[StepKeyParts]:
@@ -286,8 +293,10 @@ class RegistryStore(ArtifactIndex, AuditLog, Protocol):
 class ServingStore(ArtifactIndex, Protocol):
     """API keys and the prediction log (the server's role)."""
 
-    def create_api_key(self, name: str, *, key_id: str, salt: str, hashed: str) -> ApiKeyRecord:
-        """Record a new key (its hash only)."""
+    def create_api_key(
+        self, name: str, *, key_id: str, salt: str, hashed: str, scopes: Iterable[str] = ...
+    ) -> ApiKeyRecord:
+        """Record a new key (its hash only) with its scopes (default: predict)."""
         ...
 
     def list_api_keys(self) -> list[ApiKeyRecord]:

@@ -51,6 +51,9 @@ from conveyor.store.metadata._serving import ServingMixin
 __all__ = ["ACTOR_ENV", "SqlMetadataStore", "current_actor"]
 
 
+RUN_ID_LENGTH = 32  # uuid4().hex, or an orchestrator key's uuid5().hex
+
+
 class SqlMetadataStore(RegistryMixin, ServingMixin):
     """The metadata store on a SQLAlchemy engine (open one with ``open_metadata_store``)."""
 
@@ -415,10 +418,15 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
         """
         if not run_id:
             raise NotFoundError("give a run id (see `conveyor runs list`)")
+        # a whole id is looked up by the primary key: PostgreSQL's LIKE 'prefix%' cannot use
+        # that index under a non-C collation and scans every run
+        same = (
+            t.runs.c.id == run_id
+            if len(run_id) == RUN_ID_LENGTH
+            else t.runs.c.id.startswith(run_id, autoescape=True)
+        )
         with self._tx() as conn:
-            rows = conn.execute(
-                select(t.runs).where(t.runs.c.id.startswith(run_id, autoescape=True)).limit(2)
-            ).all()
+            rows = conn.execute(select(t.runs).where(same).limit(2)).all()
             if not rows:
                 raise NotFoundError(f"no run {run_id!r} (see `conveyor runs list`)")
             if len(rows) > 1:
@@ -448,11 +456,26 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
         )
         return _run_record(run, steps=steps, params=params, metrics=metrics)
 
-    def list_runs(self, *, limit: int = 20, pipeline: str | None = None) -> list[RunRecord]:
-        """Most recent runs first, with their steps (no params or metrics)."""
-        query = select(t.runs).order_by(t.runs.c.started_at.desc(), t.runs.c.id.desc()).limit(limit)
+    def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        pipeline: str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Most recent runs first, with their steps (no params or metrics); ``offset`` skips
+        that many (a page of a long list), ``status`` keeps only runs in that status."""
+        query = (
+            select(t.runs)
+            .order_by(t.runs.c.started_at.desc(), t.runs.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         if pipeline is not None:
             query = query.where(t.runs.c.pipeline == pipeline)
+        if status is not None:
+            query = query.where(t.runs.c.status == status)
         with self._tx() as conn:
             runs = conn.execute(query).all()
             step_rows = conn.execute(

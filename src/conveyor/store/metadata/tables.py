@@ -195,7 +195,8 @@ trials = Table(
     Index("ix_trials_run", "run_id", "candidate"),
 )
 
-# API keys for the model server: only a salted hash of the secret part is stored.
+# API keys (model server and UI): only a salted hash of the secret part is stored. Scopes are
+# space-separated names (records.KEY_SCOPES); keys made before scopes existed are predict keys.
 api_keys = Table(
     "api_keys",
     metadata,
@@ -206,6 +207,7 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("revoked_at", Float),
+    Column("scopes", String(100), nullable=False, server_default="predict"),
     UniqueConstraint("name"),
 )
 
