@@ -177,6 +177,10 @@ class RunStore(ArtifactIndex, StepRecorder, Protocol):
         """One run with its steps."""
         ...
 
+    def run_outputs(self, run_ids: Sequence[str], name: str) -> dict[str, ArtifactRef]:
+        """The output called ``name`` of each run that has one."""
+        ...
+
     def list_runs(
         self,
         *,

@@ -488,6 +488,28 @@ class SqlMetadataStore(RegistryMixin, ServingMixin):
             by_run.setdefault(s.run_id, []).append(_step_record(s, (), ()))
         return [_run_record(r, steps=tuple(by_run.get(r.id, ()))) for r in runs]
 
+    def run_outputs(self, run_ids: Sequence[str], name: str) -> dict[str, ArtifactRef]:
+        """The output called ``name`` of each of ``run_ids`` that has one, in one query (a page
+        showing many runs' gate reports reads them without loading each run)."""
+        if not run_ids:
+            return {}
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(
+                    t.steps.c.run_id, t.artifacts.c.digest, t.artifacts.c.kind, t.artifacts.c.size
+                )
+                .join(t.step_artifacts, t.step_artifacts.c.step_id == t.steps.c.id)
+                .join(t.artifacts, t.artifacts.c.digest == t.step_artifacts.c.digest)
+                .where(
+                    and_(
+                        t.steps.c.run_id.in_(list(run_ids)),
+                        t.step_artifacts.c.direction == "out",
+                        t.step_artifacts.c.name == name,
+                    )
+                )
+            ).all()
+        return {r.run_id: ArtifactRef(name, r.digest, r.kind, r.size) for r in rows}
+
     def artifact_kind(self, digest: str) -> str:
         """The serializer kind an artifact was stored with."""
         with self._tx() as conn:

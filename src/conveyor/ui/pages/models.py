@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from conveyor.contracts import GateReport
     from conveyor.registry.lineage import ModelLineage
-    from conveyor.store.metadata import EventRecord, ModelVersionRecord
+    from conveyor.store.metadata import ArtifactRef, EventRecord, ModelVersionRecord
     from conveyor.ui.app import UiState
 
 router = APIRouter()
@@ -82,9 +82,13 @@ def models_list(request: Request, session: ReadSession) -> Response:
         if name in groups:
             groups[name].aliases[alias] = version
     state = state_of(request)
+    shown = [v for group in groups.values() for v in group.versions]
+    reports = state.metadata.run_outputs([v.run_id for v in shown if v.run_id], "gates")
     for group in groups.values():
         group.metric_keys = metric_keys(group.versions)
-        group.gates = {v.version: gates_of(state, v) for v in group.versions}
+        group.gates = {
+            v.version: _gate_report(state, reports.get(v.run_id or "")) for v in group.versions
+        }
     return render(
         request,
         "models.html",
@@ -426,17 +430,22 @@ def allowed_actions(status: str) -> set[str]:
 
 def gates_of(state: UiState, record: ModelVersionRecord) -> GateReport | None:
     """The gate report of the run that made ``record`` (None: no run, or no gates step)."""
-    from conveyor.contracts import GateReport
-
     if not record.run_id:
         return None
+    return _gate_report(
+        state, state.metadata.run_outputs([record.run_id], "gates").get(record.run_id)
+    )
+
+
+def _gate_report(state: UiState, ref: ArtifactRef | None) -> GateReport | None:
+    """A gate report by its reference (None: none recorded, or unreadable)."""
+    from conveyor.contracts import GateReport
+
+    if ref is None:
+        return None
     try:
-        run = state.metadata.get_run(record.run_id)
-        ref = next((o for s in run.steps for o in s.outputs if o.name == "gates"), None)
-        if ref is None:
-            return None
         return GateReport.of(state.artifacts.get(ref.digest, ref.kind))
-    except ConveyorError:  # not found, unreadable: the page says no report was recorded
+    except ConveyorError:
         return None
 
 
