@@ -50,6 +50,22 @@ STEPS = ("ingest", "validate", "split", "train", "evaluate")
 DIGEST = "0" * 64
 
 
+def gate_report() -> Any:
+    """The gate report every benchmark run's evaluate step outputs (one artifact, stored in the
+    served artifact store too, so pages read and parse it as they would a real one)."""
+    from conveyor.contracts import GateCheck, GateReport
+
+    checks = [GateCheck(metric="f1", rule=">= 0.7", value=0.82, passed=True)]
+    return GateReport(passed=True, results=checks, failed=[])
+
+
+def stored_gates() -> Any:
+    """The gate report's digest, kind and size, as the artifact store would record them."""
+    from conveyor.store.artifacts import open_artifact_store
+
+    return open_artifact_store("memory://").put(gate_report())
+
+
 # -- the store --------------------------------------------------------------------------------
 
 
@@ -78,10 +94,15 @@ def fill(url: str, start: int, stop: int, *, versions: int, events: int) -> None
     now = time.time()
     with engine.begin() as conn:
         if start == 0:
+            gates = stored_gates()
             conn.execute(
                 sa.insert(t.artifacts),
-                [{"digest": DIGEST, "kind": "joblib", "size": 1, "created_at": now}],
-            )
+                [
+                    {"digest": DIGEST, "kind": "joblib", "size": 1, "created_at": now},
+                    {"digest": gates.digest, "kind": gates.kind, "size": gates.size,
+                     "created_at": now},
+                ],
+            )  # fmt: skip
         for chunk in range(start, stop, 1000):
             ids = [f"{i:032x}" for i in range(chunk, min(chunk + 1000, stop))]
             _insert_runs(conn, ids, now)
@@ -98,6 +119,8 @@ def fill(url: str, start: int, stop: int, *, versions: int, events: int) -> None
                     for e in range(chunk, min(chunk + 10_000, events))
                 ],
             )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("ANALYZE"))  # as autovacuum soon would after a bulk load
     engine.dispose()
 
 
@@ -129,6 +152,12 @@ def _insert_runs(conn: Any, ids: list[str], now: float) -> None:
         ],
     ).all()  # fmt: skip
     evaluate = {run_id: step_id for step_id, run_id in steps[4::5]}
+    gates = stored_gates()
+    conn.execute(
+        sa.insert(t.step_artifacts),
+        [{"step_id": s, "direction": "out", "name": "gates", "digest": gates.digest}
+         for s in evaluate.values()],
+    )  # fmt: skip
     conn.execute(
         sa.insert(t.metrics),
         [
@@ -198,7 +227,9 @@ def serve_ui(url: str) -> tuple[str, Callable[[], None]]:
     from conveyor.ui.app import UiState, create_app
 
     metadata = open_metadata_store(url)
-    state = UiState(metadata, open_artifact_store("memory://"), "bench", auth=False, secret=b"b")
+    artifacts = open_artifact_store("memory://")
+    artifacts.put(gate_report())  # what the runs' gates outputs point at
+    state = UiState(metadata, artifacts, "bench", auth=False, secret=b"b" * 32)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")

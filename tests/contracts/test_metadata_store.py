@@ -486,6 +486,21 @@ def test_register_model_version_numbers_versions_per_name(
     assert events[3].details == {"run_id": None, "digest": _digest("m2"), "status": "candidate"}
 
 
+def test_an_overview_reads_the_newest_versions_and_counts_the_rest(
+    store: SqlMetadataStore,
+) -> None:
+    run_id, _ = _run_with_step(store, outputs=[_ref("model", "m1"), _ref("gates", "g1")])
+    for _ in range(4):
+        store.register_model_version("visa", digest=_digest("m1"), run_id=run_id)
+    store.register_model_version("fraud", digest=_digest("m1"), run_id=None, status="rejected")
+    newest = store.newest_model_versions(2)
+    assert [(v.name, v.version) for v in newest] == [("fraud", 1), ("visa", 4), ("visa", 3)]
+    assert store.model_version_counts() == {"visa": {"candidate": 4}, "fraud": {"rejected": 1}}
+    gates = store.run_outputs([run_id, "f" * 32], "gates")
+    assert list(gates) == [run_id] and gates[run_id].digest == _digest("g1")
+    assert store.run_outputs([], "gates") == {}
+
+
 def test_register_model_version_stores_every_field(store: SqlMetadataStore) -> None:
     run_id, _ = _run_with_step(store, outputs=[_ref("model")])
     record = store.register_model_version(

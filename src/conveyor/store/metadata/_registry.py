@@ -287,6 +287,34 @@ class RegistryMixin(SqlStoreBase):
         with self._tx() as conn:
             return [_model_version(r._asdict()) for r in conn.execute(query).all()]
 
+    def newest_model_versions(self, per_name: int) -> list[ModelVersionRecord]:
+        """The ``per_name`` newest versions of every model, by name then newest first: what an
+        overview shows, without reading every version ever registered."""
+        rank = (
+            func.row_number()
+            .over(partition_by=t.model_versions.c.name, order_by=t.model_versions.c.version.desc())
+            .label("rank")
+        )
+        ranked = select(t.model_versions, rank).subquery()
+        query = (
+            select(*[ranked.c[c.name] for c in t.model_versions.columns])
+            .where(ranked.c.rank <= per_name)
+            .order_by(ranked.c.name, ranked.c.version.desc())
+        )
+        with self._tx() as conn:
+            return [_model_version(r._asdict()) for r in conn.execute(query).all()]
+
+    def model_version_counts(self) -> dict[str, dict[str, int]]:
+        """Model name -> status -> number of versions, counted by the database."""
+        query = select(t.model_versions.c.name, t.model_versions.c.status, func.count()).group_by(
+            t.model_versions.c.name, t.model_versions.c.status
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._tx() as conn:
+            for name, status, n in conn.execute(query).all():
+                counts.setdefault(name, {})[status] = int(n)
+        return counts
+
     def append_event(
         self,
         action: str,

@@ -215,6 +215,14 @@ class RunStore(ArtifactIndex, StepRecorder, Protocol):
 class RegistryStore(ArtifactIndex, AuditLog, Protocol):
     """Model versions, statuses and aliases with history (written through governance)."""
 
+    def newest_model_versions(self, per_name: int) -> list[ModelVersionRecord]:
+        """The newest versions of every model, at most ``per_name`` each."""
+        ...
+
+    def model_version_counts(self) -> dict[str, dict[str, int]]:
+        """Model name -> status -> number of versions."""
+        ...
+
     def register_model_version(
         self,
         name: str,

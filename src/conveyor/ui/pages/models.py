@@ -69,15 +69,15 @@ class ModelGroup:
 def models_list(request: Request, session: ReadSession) -> Response:
     """Every model name with its newest versions (gates included) and aliases."""
     metadata = state_of(request).metadata
-    versions = metadata.list_model_versions()
     aliases = metadata.aliases()
+    counts = metadata.model_version_counts()
     groups: dict[str, ModelGroup] = {}
-    for v in versions:  # newest first within a name
-        group = groups.setdefault(v.name, ModelGroup(v.name, [], 0, {}))
-        group.total += 1
-        group.by_status[v.status] = group.by_status.get(v.status, 0) + 1
-        if len(group.versions) < SHOWN_PER_MODEL:
-            group.versions.append(v)
+    for v in metadata.newest_model_versions(SHOWN_PER_MODEL):  # newest first within a name
+        by_status = counts.get(v.name, {})
+        group = groups.setdefault(
+            v.name, ModelGroup(v.name, [], sum(by_status.values()), {}, dict(by_status))
+        )
+        group.versions.append(v)
     for (name, alias), version in aliases.items():
         if name in groups:
             groups[name].aliases[alias] = version
