@@ -24,6 +24,7 @@ from conveyor.contracts import (
     LeaderboardRow,
     ModelSignature,
     ModelStatus,
+    PartitionedTable,
     Registration,
     TuningOutcome,
     TuningSummary,
@@ -395,6 +396,7 @@ def test_contracts_maps_each_kind_to_its_class_and_nothing_else() -> None:
         "contract:gates": GateReport,
         "contract:registration": Registration,
         "contract:signature": ModelSignature,
+        "contract:partitions": PartitionedTable,
     }
     for kind, cls in CONTRACTS.items():
         assert cls.KIND == kind

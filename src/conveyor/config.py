@@ -120,6 +120,9 @@ class DataConfig(_Section):
     positive_class: str | int | float | bool | None = None  # matched to the classes as text
     split: SplitConfig = Field(default_factory=SplitConfig)
     version: VersionConfig = Field(default_factory=VersionConfig)
+    # partition by partition, never the whole table in one process (see lines/_partitioned.py)
+    partitioned: bool = False
+    sample_rows: int = Field(500_000, ge=100)  # partitioned: rows kept for in-memory fits
 
 
 class NumericFeatures(_Section):

@@ -87,6 +87,34 @@ class DatasetVersion(Contract):
     checksum: str | None = None
 
 
+class TablePart(BaseModel):
+    """One partition of a :class:`PartitionedTable`: a Parquet artifact and its row count."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    digest: str
+    rows: int = Field(ge=0)
+
+
+class PartitionedTable(Contract):
+    """A table too big for one process, kept as Parquet partitions in the artifact store.
+
+    The partitions are read one at a time (on Dask workers or a thread pool) and cast to
+    ``dtypes`` on load, so every partition has the table's types whatever its own file held.
+    """
+
+    KIND: ClassVar[str] = "contract:partitions"
+
+    parts: list[TablePart]
+    columns: list[str]
+    dtypes: list[str]
+
+    @property
+    def rows(self) -> int:
+        """Rows over all partitions."""
+        return sum(p.rows for p in self.parts)
+
+
 class TuningOutcome(Contract):
     """What a hyper-parameter search found: the best score and parameters, after N trials."""
 
@@ -303,7 +331,15 @@ class StepRecorder(Protocol):
 
 CONTRACTS: dict[str, type[Contract]] = {
     c.KIND: c
-    for c in (DatasetVersion, TuningSummary, Evaluation, GateReport, Registration, ModelSignature)
+    for c in (
+        DatasetVersion,
+        TuningSummary,
+        Evaluation,
+        GateReport,
+        Registration,
+        ModelSignature,
+        PartitionedTable,
+    )
 }
 """Artifact kind -> the contract it loads as (the only classes an artifact can become)."""
 

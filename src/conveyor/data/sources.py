@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from conveyor import _plugins, _secrets
+from conveyor.data import partitions
 from conveyor.errors import ConveyorError, DataValidationError
 
 if TYPE_CHECKING:
@@ -228,6 +229,9 @@ def _load_file(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
     import pandas as pd
 
     path, storage, secrets = _file_target(source, base_dir)
+    if partitions.is_multi_file(path):  # a glob: its files in order, as one table
+        files = partitions.list_files(source, base_dir)
+        return pd.concat([files.read(i) for i in range(len(files))], ignore_index=True)
     name = _secrets.mask_uri(path)
     fs, fs_path = _filesystem(path, storage, name, secrets)
     info = _stat(fs, fs_path, name, secrets)
@@ -258,6 +262,14 @@ def _load_file(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
 def _file_checksum(source: SourceConfig, base_dir: Path) -> str:
     path, storage, secrets = _file_target(source, base_dir)
     name = _secrets.mask_uri(path)
+    if partitions.is_multi_file(path):  # a glob: every matching file, with its name
+        files = partitions.list_files(source, base_dir)
+        digest = hashlib.sha256()
+        fs, _ = _filesystem(path, storage, name, secrets)
+        for file in files.files:
+            digest.update(f"{file}\0".encode())
+            _hash_into(digest, fs, file)
+        return digest.hexdigest()
     fs, fs_path = _filesystem(path, storage, name, secrets)
     info = _stat(fs, fs_path, name, secrets)
     digest = hashlib.sha256()

@@ -43,6 +43,7 @@ class Failure:
     positions: np.ndarray[Any, Any] | None = field(default=None, repr=False)
     rule: str | None = None  # the schema rule behind the check ("min", "max", ...), if any
     detail: str | None = None  # for table-level checks: what was found
+    partitions: list[int] = field(default_factory=list)  # partitioned data: each row's partition
 
     def describe(self) -> str:
         """``column 'x' check 'min >= 1': 3 rows (rows 4, 17; values -26, -11)``."""
@@ -50,6 +51,8 @@ class Failure:
         text = f"{where}check '{self.check}'"
         if self.rows:
             shown = ", ".join(str(r) for r in self.rows)
+            if self.partitions:
+                shown += f" in partitions {', '.join(str(p) for p in self.partitions)}"
             values = ", ".join("<missing>" if v is None else repr(v) for v in self.values)
             more = ", ..." if self.count > len(self.rows) else ""
             return f"{text}: {self.count} rows (rows {shown}{more}; values {values}{more})"
@@ -64,6 +67,7 @@ class Failure:
             "count": self.count,
             "rows": self.rows,
             "values": [_jsonable(v) for v in self.values],
+            **({"partitions": self.partitions} if self.partitions else {}),
         }
 
 

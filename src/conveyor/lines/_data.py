@@ -11,6 +11,7 @@ from conveyor.contracts import DatasetVersion
 from conveyor.data import sources, split, versioning
 from conveyor.data.schema import Schema, load_schema
 from conveyor.data.target import check_classes, infer_task, resolve_positive
+from conveyor.data.validation import ValidationReport
 from conveyor.data.validation import validate as validate_frame
 from conveyor.errors import ConfigError, DataValidationError
 from conveyor.pipeline import Step
@@ -45,13 +46,19 @@ def data_steps(
     target_spec = schema.columns.get(data.target)
     if schema.columns and target_spec is None:
         raise ConfigError(f"data.target: {data.target!r} is not a column of {data.schema_file}")
+    if data.partitioned:
+        from conveyor.lines import _partitioned
+
+        _partitioned.check(data, schema)
+        ingest, validate = _partitioned.ingest, _partitioned.validate
+        split_step = _partitioned.split_step(data, task=task, folds=folds)
+    else:
+        ingest, validate = _ingest, _validate
+        split_step = _split_step(data, task=task, folds=folds)
     checksum = sources.file_checksum(data.source, base_dir)
-    split_outputs = (
-        ("train", "validation", "test") if data.split.validation_size else ("train", "test")
-    )
     return [
         Step(
-            _ingest,
+            ingest,
             "ingest",
             inputs={},
             outputs=("raw", "dataset"),
@@ -65,26 +72,31 @@ def data_steps(
             cache=checksum is not None,
         ),  # a database can change under us: always re-read
         Step(
-            _validate,
+            validate,
             "validate",
             inputs={"raw": "raw", "dataset": "dataset"},
             outputs=("clean",),
             params={"schema": schema.model_dump(mode="json"), "target": data.target},
         ),
-        Step(
-            _split,
-            "split",
-            inputs={"clean": "clean", "dataset": "dataset"},
-            outputs=split_outputs,
-            params={
-                "target": data.target,
-                **data.split.model_dump(),
-                "task": task,
-                "folds": folds,
-                "positive": data.positive_class,
-            },
-        ),
+        split_step,
     ]
+
+
+def _split_step(data: DataConfig, *, task: str | None, folds: int) -> Step:
+    outputs = ("train", "validation", "test") if data.split.validation_size else ("train", "test")
+    return Step(
+        _split,
+        "split",
+        inputs={"clean": "clean", "dataset": "dataset"},
+        outputs=outputs,
+        params={
+            "target": data.target,
+            **data.split.model_dump(),
+            "task": task,
+            "folds": folds,
+            "positive": data.positive_class,
+        },
+    )
 
 
 def _ingest(
@@ -135,11 +147,17 @@ def _validate(
     clean, report = validate_frame(
         raw, Schema.model_validate(schema), source=dataset.source, target=target
     )
+    record_validation(ctx, report, columns=len(raw.columns))
+    return clean
+
+
+def record_validation(ctx: StepContext, report: ValidationReport, *, columns: int) -> None:
+    """Attach the report and its counts to the run; raise when an error check failed."""
     ctx.attach("validation_report", report.to_dict())
     ctx.log_metrics(
         {
             "data.rows": report.rows_in,
-            "data.columns": len(raw.columns),
+            "data.columns": columns,
             "validation.rows_out": report.rows_out,
             "validation.dropped": report.count("drop"),
             "validation.fixed": report.count("fix"),
@@ -149,7 +167,6 @@ def _validate(
     )
     if not report.passed:
         raise DataValidationError(report.error_message())
-    return clean
 
 
 def _split(

@@ -12,6 +12,7 @@ from conveyor.contracts import (
     Evaluation,
     GateReport,
     LeaderboardRow,
+    PartitionedTable,
     TuningSummary,
 )
 from conveyor.data.target import infer_task, resolve_positive
@@ -21,6 +22,7 @@ from conveyor.evaluation import metrics
 from conveyor.lines._data import data_steps, project_schema
 from conveyor.lines._register import register
 from conveyor.pipeline import Pipeline, Step
+from conveyor.training.distributed import fit_distributed, is_distributed, local_equivalent
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -53,18 +55,25 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
     cv = training.tuning.cv if training.tuning is not None else SELECT_CV
     select = config.evaluation.select if len(names) > 1 else "test"  # one candidate: no choice
     uses_folds = training.tuning is not None or select == "cv"
-    steps = data_steps(
-        data, base_dir, schema=schema, task=training.task, folds=cv if uses_folds else 2
-    )
-    for candidate in training.candidates:
-        inputs = {"train": "train"}
-        # what fitting this candidate depends on, shared by its tune and train steps
-        fit = {
+
+    def fit_params(candidate: CandidateConfig) -> dict[str, Any]:
+        """What fitting a candidate depends on, shared by its tune and train steps."""
+        return {
             "target": data.target,
             "features": features,
             "candidate": candidate.model_dump(),
             "seed": seed,
         }
+
+    steps = data_steps(
+        data, base_dir, schema=schema, task=training.task, folds=cv if uses_folds else 2
+    )
+    for candidate in training.candidates:
+        if is_distributed(candidate):
+            steps.append(_distributed_step(candidate, data.partitioned, fit_params(candidate)))
+            continue
+        inputs = {"train": "train"}
+        fit = fit_params(candidate)
         if candidate.search:
             if training.tuning is None:
                 raise ConfigError(
@@ -120,7 +129,9 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "cv": cv,
                 "seed": seed,
                 "features": features,
-                "candidates": {c.name: c.model_dump() for c in training.candidates},
+                "candidates": {
+                    c.name: local_equivalent(c).model_dump() for c in training.candidates
+                },
             },
         ),
         Step(
@@ -183,6 +194,50 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
         ),
     ]
     return Pipeline(steps, name="train")
+
+
+def _distributed_step(candidate: CandidateConfig, partitioned: bool, fit: dict[str, Any]) -> Step:
+    where = f"conveyor.yaml: training.candidates[{candidate.name}]"
+    if not partitioned:
+        raise ConfigError(
+            f"{where}: {candidate.estimator} trains on partitions: set data.partitioned: true "
+            "(or use its in-memory counterpart, e.g. lightgbm.LGBMClassifier)"
+        )
+    if candidate.search:
+        raise ConfigError(
+            f"{where}.search: a Dask estimator is not tuned; tune its in-memory counterpart "
+            f"({local_equivalent(candidate).estimator}) on the sample and copy the params"
+        )
+    return Step(
+        _train_distributed,
+        f"train_{candidate.name}",
+        inputs={"train": "train", "train_parts": "train_parts"},
+        outputs=(f"model_{candidate.name}",),
+        params=fit,
+    )
+
+
+def _train_distributed(
+    ctx: StepContext,
+    train: pd.DataFrame,
+    train_parts: PartitionedTable,
+    *,
+    target: str,
+    features: dict[str, Any],
+    candidate: dict[str, Any],
+    seed: int,
+) -> Any:
+    model = fit_distributed(
+        ctx.artifacts,
+        train_parts,
+        train,
+        target=target,
+        features=FeaturesConfig(**features),
+        candidate=CandidateConfig(**candidate),
+        seed=seed,
+    )
+    ctx.log_metrics({f"train.{candidate['name']}.rows": train_parts.rows})
+    return model
 
 
 SELECT_CV = 3

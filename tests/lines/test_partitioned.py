@@ -1,0 +1,220 @@
+"""data.partitioned: ingest, validate and split one partition at a time give what the in-memory
+line gives (fingerprint, validation counts), whatever the partitioning, and catch what only the
+whole table shows (duplicates across partitions, too few rows)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conveyor.config import DataConfig
+from conveyor.contracts import DatasetVersion, PartitionedTable
+from conveyor.data import partitions
+from conveyor.data.schema import load_schema
+from conveyor.errors import ConfigError, DataValidationError
+from conveyor.examples.visa.generate import generate
+from conveyor.lines._data import data_steps
+from conveyor.pipeline import Pipeline
+from conveyor.runner import LocalExecutor, Runner
+from conveyor.store.artifacts import open_artifact_store
+from conveyor.store.metadata import open_metadata_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+VISA = "src/conveyor/examples/visa/schema.yaml"
+
+
+@pytest.fixture(scope="module")
+def visa() -> pd.DataFrame:
+    return generate(6000, seed=11)
+
+
+def write_parts(frame: pd.DataFrame, folder: Path, n: int, kind: str = "parquet") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, chunk in enumerate(np.array_split(np.arange(len(frame)), n)):
+        part = frame.iloc[chunk]
+        if kind == "parquet":
+            part.to_parquet(folder / f"part-{i:03d}.parquet", index=False)
+        else:
+            part.to_csv(folder / f"part-{i:03d}.csv", index=False)
+    return folder
+
+
+def run_data(
+    tmp_path: Path, path: str, *, partitioned: bool, kind: str = "parquet", **data: Any
+) -> tuple[Any, dict[str, Any], Any]:
+    """Run ingest -> validate -> split; returns the result, the step outputs and the stores."""
+    import shutil
+    from pathlib import Path as P
+
+    shutil.copy(P(__file__).parents[2] / VISA, tmp_path / "schema.yaml")
+    config = DataConfig.model_validate(
+        {
+            "source": {"type": kind, "path": path},
+            "schema": "schema.yaml",
+            "target": "case_status",
+            "positive_class": "Certified",
+            "partitioned": partitioned,
+            **data,
+        }
+    )
+    metadata = open_metadata_store("sqlite://")
+    artifacts = open_artifact_store(str(tmp_path / f"artifacts-{partitioned}"))
+    line = Pipeline(data_steps(config, tmp_path, task="classification"), name="data")
+    with LocalExecutor(artifacts, lambda: metadata) as ex:
+        result = Runner(metadata, artifacts, ex).run(line)
+    outputs = {name: artifacts.get(ref.digest, ref.kind) for name, ref in result.outputs.items()}
+    return result, outputs, (metadata, artifacts)
+
+
+def metric_values(metadata: Any, run_id: str) -> dict[str, float]:
+    return dict(metadata.get_run(run_id).metrics)
+
+
+def test_partitioned_line_gives_the_in_memory_fingerprint_and_counts(
+    tmp_path: Path, visa: pd.DataFrame
+) -> None:
+    visa.to_parquet(tmp_path / "whole.parquet", index=False)
+    write_parts(visa, tmp_path / "parts", 7)
+    whole, out_whole, (meta_whole, _) = run_data(tmp_path, "whole.parquet", partitioned=False)
+    parts, out_parts, (meta_parts, store) = run_data(tmp_path, "parts", partitioned=True)
+    assert whole.ok and parts.ok, (whole.failures, parts.failures)
+    assert isinstance(out_parts["dataset"], DatasetVersion)
+    assert out_parts["dataset"].fingerprint == out_whole["dataset"].fingerprint
+    counts = [k for k in metric_values(meta_whole, whole.run_id) if k.startswith("validation.")]
+    assert counts
+    got = metric_values(meta_parts, parts.run_id)
+    want = metric_values(meta_whole, whole.run_id)
+    assert {k: got[k] for k in counts} == {k: want[k] for k in counts}
+    assert got["validation.dropped"] > 0  # the generator's dirt: negative employee counts
+    clean: PartitionedTable = out_parts["clean"]
+    assert len(clean.parts) == 7
+    assert clean.rows == want["validation.rows_out"]
+    # every partition loads with the table's types
+    first = partitions.load_part(store, clean, 0)
+    assert [str(t) for t in first.dtypes] == clean.dtypes
+
+
+def test_fingerprint_and_split_do_not_depend_on_the_partitioning(
+    tmp_path: Path, visa: pd.DataFrame
+) -> None:
+    write_parts(visa, tmp_path / "three", 3)
+    write_parts(visa, tmp_path / "eleven", 11)
+    _, three, (_, store3) = run_data(tmp_path, "three", partitioned=True)
+    _, eleven, (_, store11) = run_data(tmp_path, "eleven", partitioned=True)
+    assert three["dataset"].fingerprint == eleven["dataset"].fingerprint
+
+    def ids(table: PartitionedTable, store: Any) -> set[str]:
+        frames = [partitions.load_part(store, table, i) for i in range(len(table.parts))]
+        return set(pd.concat(frames)["case_id"])
+
+    test3, test11 = ids(three["test_parts"], store3), ids(eleven["test_parts"], store11)
+    assert test3 == test11
+    share = len(test3) / three["clean"].rows
+    assert 0.17 < share < 0.23  # test_size 0.2 by a hash of each row
+    assert not test3 & ids(three["train_parts"], store3)
+    # nothing above sample_rows: the samples are the whole sides
+    assert set(three["test"]["case_id"]) == test3
+
+
+def test_samples_are_bounded_and_seeded(tmp_path: Path, visa: pd.DataFrame) -> None:
+    write_parts(visa, tmp_path / "parts", 4)
+    _, out, _ = run_data(tmp_path, "parts", partitioned=True, sample_rows=1000)
+    train, test = out["train"], out["test"]
+    assert 800 < len(train) < 1200 and 800 < len(test) < 1200
+    assert out["train_parts"].rows + out["test_parts"].rows == out["clean"].rows
+    _, again, _ = run_data(tmp_path, "parts", partitioned=True, sample_rows=1000)
+    assert again["train"]["case_id"].tolist() == train["case_id"].tolist()
+
+
+def test_duplicates_across_partitions_fail_with_their_global_rows(
+    tmp_path: Path, visa: pd.DataFrame
+) -> None:
+    dirty = visa.copy()
+    dirty.loc[5000, "case_id"] = dirty.loc[10, "case_id"]  # row 11 and row 5001, two partitions
+    write_parts(dirty, tmp_path / "parts", 6)
+    result, _, _ = run_data(tmp_path, "parts", partitioned=True)
+    assert not result.ok
+    message = result.failures["validate"]
+    assert "unique" in message and "primary key case_id unique" in message
+    assert "rows 11, 5001 in partitions 0, 5" in message
+    assert repr(visa.loc[10, "case_id"]) in message
+    # the in-memory line says the same about the same rows
+    dirty.to_parquet(tmp_path / "whole.parquet", index=False)
+    whole, _, _ = run_data(tmp_path, "whole.parquet", partitioned=False)
+    assert "rows 11, 5001" in whole.failures["validate"]
+
+
+def test_min_rows_is_judged_over_the_whole_table(tmp_path: Path, visa: pd.DataFrame) -> None:
+    # 150 rows in 3 partitions of 50: each is below min_rows 100, the table is not
+    write_parts(visa.iloc[:150], tmp_path / "small", 3)
+    result, _, _ = run_data(tmp_path, "small", partitioned=True)
+    assert "min_rows" not in result.failures.get("validate", "")
+    write_parts(visa.iloc[:60], tmp_path / "tiny", 3)
+    result, _, _ = run_data(tmp_path, "tiny", partitioned=True)
+    assert "min_rows 100" in result.failures["validate"]
+
+
+def test_csv_glob_partitions_take_the_table_types(tmp_path: Path) -> None:
+    """A whole-number column with gaps in one file only: int64 there, float64 in the other."""
+    from conveyor.config import SourceConfig
+    from conveyor.data import sources
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}).to_csv(folder / "1.csv", index=False)
+    pd.DataFrame({"a": [4.0, None], "b": ["x", None]}).to_csv(folder / "2.csv", index=False)
+    source = SourceConfig(type="csv", path="csv/*.csv")
+    whole = sources.load(source, tmp_path)
+    assert whole["a"].dtype == "float64" and len(whole) == 5
+    files = partitions.list_files(source, tmp_path)
+    dtypes = [{c: str(t) for c, t in files.read(i).dtypes.items()} for i in range(len(files))]
+    assert dtypes[0]["a"] == "int64"
+    assert partitions.common_dtypes(dtypes)["a"] == str(whole["a"].dtype)
+
+
+def test_a_glob_matching_nothing_names_the_path(tmp_path: Path) -> None:
+    from conveyor.config import SourceConfig
+
+    with pytest.raises(DataValidationError, match=r"nothing/\*\.parquet.*no \.parquet or \.pq"):
+        partitions.list_files(SourceConfig(type="parquet", path="nothing/*.parquet"), tmp_path)
+
+
+def test_partitions_whose_columns_differ_are_refused(tmp_path: Path, visa: pd.DataFrame) -> None:
+    folder = write_parts(visa.iloc[:300], tmp_path / "parts", 2, kind="csv")
+    visa.iloc[:10].drop(columns=["continent"]).to_csv(folder / "part-009.csv", index=False)
+    result, _, _ = run_data(tmp_path, "parts/*.csv", partitioned=True, kind="csv")
+    assert "part-009.csv: its columns differ" in result.failures["ingest"]
+
+
+def test_settings_partitioned_mode_cannot_honour_are_refused(tmp_path: Path) -> None:
+    config = DataConfig.model_validate(
+        {
+            "source": {"type": "parquet", "path": "x"},
+            "target": "y",
+            "partitioned": True,
+            "split": {"validation_size": 0.1},
+        }
+    )
+    with pytest.raises(ConfigError, match="validation_size"):
+        data_steps(config, tmp_path)
+    (tmp_path / "schema.yaml").write_text(
+        "columns:\n"
+        "  id: {dtype: string, unique: {value: true, severity: drop}}\n"
+        "  y: {dtype: int}\n"
+    )
+    config = DataConfig.model_validate(
+        {
+            "source": {"type": "parquet", "path": "x"},
+            "target": "y",
+            "partitioned": True,
+            "schema": "schema.yaml",
+        }
+    )
+    assert load_schema(tmp_path / "schema.yaml").columns["id"].rule("unique")[1] == "drop"
+    with pytest.raises(ConfigError, match="unique with severity drop"):
+        data_steps(config, tmp_path)
