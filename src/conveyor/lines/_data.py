@@ -17,6 +17,8 @@ from conveyor.errors import ConfigError, DataValidationError
 from conveyor.pipeline import Step
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from conveyor.config import DataConfig
@@ -46,6 +48,8 @@ def data_steps(
     target_spec = schema.columns.get(data.target)
     if schema.columns and target_spec is None:
         raise ConfigError(f"data.target: {data.target!r} is not a column of {data.schema_file}")
+    ingest: Callable[..., Any]
+    validate: Callable[..., Any]
     if data.partitioned:
         from conveyor.lines import _partitioned
 
