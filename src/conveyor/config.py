@@ -88,6 +88,15 @@ class SourceConfig(_Section):
     database: str | None = None
     collection: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    # sql with data.partitioned: read in ranges of this numeric column (one query a range)
+    partition_on: str | None = None
+    partitions: int | None = Field(None, ge=1)  # ranges; default: one per 500,000 rows
+
+    @model_validator(mode="after")
+    def _ranges_need_sql(self) -> SourceConfig:
+        if (self.partition_on or self.partitions) and self.type != "sql":
+            raise ValueError("partition_on/partitions: only a sql source is read in ranges")
+        return self
 
 
 class SplitConfig(_Section):

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conveyor.config import DataConfig
+from conveyor.config import DataConfig, SourceConfig
 from conveyor.contracts import DatasetVersion, PartitionedTable
 from conveyor.data import partitions
 from conveyor.data.schema import load_schema
@@ -45,16 +46,23 @@ def write_parts(frame: pd.DataFrame, folder: Path, n: int, kind: str = "parquet"
 
 
 def run_data(
-    tmp_path: Path, path: str, *, partitioned: bool, kind: str = "parquet", **data: Any
+    tmp_path: Path,
+    path: str,
+    *,
+    partitioned: bool,
+    kind: str = "parquet",
+    sql: dict[str, Any] | None = None,
+    **data: Any,
 ) -> tuple[Any, dict[str, Any], Any]:
     """Run ingest -> validate -> split; returns the result, the step outputs and the stores."""
     import shutil
     from pathlib import Path as P
 
-    shutil.copy(P(__file__).parents[2] / VISA, tmp_path / "schema.yaml")
+    if not (tmp_path / "schema.yaml").exists():
+        shutil.copy(P(__file__).parents[2] / VISA, tmp_path / "schema.yaml")
     config = DataConfig.model_validate(
         {
-            "source": {"type": kind, "path": path},
+            "source": {"type": kind, **(sql or {"path": path})},
             "schema": "schema.yaml",
             "target": "case_status",
             "positive_class": "Certified",
@@ -218,3 +226,86 @@ def test_settings_partitioned_mode_cannot_honour_are_refused(tmp_path: Path) -> 
     assert load_schema(tmp_path / "schema.yaml").columns["id"].rule("unique")[1] == "drop"
     with pytest.raises(ConfigError, match="unique with severity drop"):
         data_steps(config, tmp_path)
+
+
+# --- sql in ranges ----------------------------------------------------------------------------
+
+
+def sql_table(url: str, frame: pd.DataFrame) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        frame.to_sql("visa", conn, index=False)
+    engine.dispose()
+
+
+def check_sql_ranges(tmp_path: Path, url: str, visa: pd.DataFrame) -> None:
+    frame = visa.reset_index(drop=True).assign(row_id=np.arange(len(visa)))
+    frame.loc[7, "row_id"] = None  # a NULL key still comes along (with the first range)
+    sql_table(url, frame)
+    schema = load_schema(VISA)
+    schema.columns["row_id"] = schema.columns["yr_of_estab"].model_copy(
+        update={"nullable": True, "min": None, "max": None}
+    )
+    (tmp_path / "schema.yaml").write_text(
+        yaml.safe_dump(schema.model_dump(mode="json", by_alias=True, exclude_defaults=True))
+    )
+    source = {"type": "sql", "url": url, "table": "visa", "partition_on": "row_id", "partitions": 4}
+    ranges = partitions.sql_ranges(SourceConfig(**source), tmp_path)
+    assert len(ranges) == 4
+    read = [ranges.read(i) for i in range(4)]
+    assert sum(len(f) for f in read) == len(frame)
+    assert read[0]["row_id"].isna().sum() == 1
+    assert pd.concat(read)["case_id"].is_unique
+    assert "range 3" in ranges.file_name(3) and "password" not in ranges.file_name(3)
+
+
+def test_sql_is_read_in_ranges_on_sqlite(tmp_path: Path, visa: pd.DataFrame) -> None:
+    check_sql_ranges(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", visa)
+
+
+@pytest.mark.service
+def test_sql_is_read_in_ranges_on_postgres(
+    tmp_path: Path, visa: pd.DataFrame, postgres_url: str
+) -> None:
+    check_sql_ranges(tmp_path, postgres_url, visa)
+
+
+@pytest.mark.service
+def test_partitioned_line_over_postgres_ranges_matches_the_whole_read(
+    tmp_path: Path, visa: pd.DataFrame, postgres_url: str
+) -> None:
+    """ignore_row_order: a whole-table read has no defined order, the ranges come sorted."""
+    sql_table(postgres_url, visa.assign(row_id=np.arange(len(visa))).drop(columns=[]))
+    source = {"url": postgres_url, "table": "visa"}
+    ranged = {**source, "partition_on": "row_id", "partitions": 5}
+    schema = load_schema(VISA)
+    schema.columns["row_id"] = schema.columns["yr_of_estab"].model_copy(
+        update={"min": None, "max": None}
+    )
+    (tmp_path / "schema.yaml").write_text(
+        yaml.safe_dump(schema.model_dump(mode="json", by_alias=True, exclude_defaults=True))
+    )
+    version = {"version": {"ignore_row_order": True}}
+    whole, out_whole, _ = run_data(
+        tmp_path, "", partitioned=False, kind="sql", sql=source, **version
+    )
+    parts, out_parts, _ = run_data(
+        tmp_path, "", partitioned=True, kind="sql", sql=ranged, **version
+    )
+    assert whole.ok and parts.ok, (whole.failures, parts.failures)
+    assert len(out_parts["clean"].parts) == 5
+    assert out_parts["dataset"].fingerprint == out_whole["dataset"].fingerprint
+
+
+def test_partition_on_needs_a_sql_source() -> None:
+    with pytest.raises(ValueError, match="only a sql source is read in ranges"):
+        SourceConfig(type="csv", path="x.csv", partition_on="id")
+
+
+def test_a_sql_source_without_partition_on_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    sql_table(url, pd.DataFrame({"a": [1, 2]}))
+    with pytest.raises(DataValidationError, match="partition_on"):
+        partitions.of_source(SourceConfig(type="sql", url=url, table="visa"), tmp_path)

@@ -33,11 +33,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SourceFiles",
+    "SqlRanges",
     "common_dtypes",
     "is_multi_file",
     "list_files",
     "load_part",
+    "of_source",
     "run_tasks",
+    "sql_ranges",
     "store_part",
     "to_dask",
 ]
@@ -201,6 +204,117 @@ def _read_parquet(fs: Any, path: str, schema: Any) -> pd.DataFrame:
             columns.append(pa.nulls(table.num_rows, fld.type))
     frame: pd.DataFrame = pa.Table.from_arrays(columns, schema=schema).to_pandas()
     return frame
+
+
+ROWS_PER_RANGE = 500_000
+
+
+def of_source(source: SourceConfig, base_dir: Path) -> SourceFiles | SqlRanges:
+    """The partitions of a source: its files (csv, parquet) or ranges of a sql table.
+
+    Raises:
+        DataValidationError: the source cannot be partitioned, or read; names it.
+    """
+    if source.type == "sql":
+        return sql_ranges(source, base_dir)
+    return list_files(source, base_dir)
+
+
+@dataclass
+class SqlRanges:
+    """A sql table or query read in ranges of a numeric column, one query a range, each
+    ordered by that column; rows whose column is NULL come with the first range."""
+
+    url: str = field(repr=False)  # expanded: holds the password, never shown
+    relation: str  # what to select from: a quoted table name, or the query as a subquery
+    column: str  # quoted
+    bounds: list[Any]  # ranges [bounds[i], bounds[i + 1]), the last one closed
+    options: dict[str, Any]
+    table: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def name(self) -> str:
+        """The source, masked for messages."""
+        return f"sql:{_secrets.mask_url(self.url)}"
+
+    def file_name(self, index: int) -> str:
+        """Range ``index`` as shown in messages."""
+        return f"{self.name} range {index} [{self.bounds[index]}, {self.bounds[index + 1]}]"
+
+    def read(self, index: int) -> pd.DataFrame:
+        """Range ``index`` as a DataFrame.
+
+        Raises:
+            DataValidationError: the query failed; names the database (password masked).
+        """
+        import pandas as pd
+        from sqlalchemy import text
+
+        from conveyor.data.sources import run_sql
+
+        last = index == len(self) - 1
+        where = f"{self.column} >= :low AND {self.column} {'<=' if last else '<'} :high"
+        if index == 0:
+            where = f"({where}) OR {self.column} IS NULL"
+        sql = text(f"SELECT * FROM {self.relation} WHERE {where} ORDER BY {self.column}")
+        params = {"low": self.bounds[index], "high": self.bounds[index + 1]}
+
+        def read(conn: Any) -> Any:
+            return pd.read_sql(sql, conn, params=params, **self.options)
+
+        frame: pd.DataFrame = run_sql(self.url, read, table=self.table)
+        return frame
+
+
+def sql_ranges(source: SourceConfig, base_dir: Path) -> SqlRanges:
+    """Split a sql source into ranges of ``partition_on`` (from its MIN, MAX and COUNT).
+
+    Raises:
+        DataValidationError: no ``partition_on``, a column that is not numeric, or the query
+            failed; names the database (password masked).
+    """
+    from sqlalchemy import text
+
+    from conveyor.data.sources import run_sql, sql_url
+
+    url = sql_url(source, base_dir)
+    if not source.partition_on:
+        raise DataValidationError(
+            "data.source.partition_on: a sql source read in partitions needs a numeric column "
+            "to split into ranges (an id or a timestamp as a number)"
+        )
+
+    def bounds(conn: Any) -> tuple[str, str, Any, Any, int]:
+        quote = conn.dialect.identifier_preparer.quote
+        if source.table:
+            relation = ".".join(quote(part) for part in source.table.split("."))
+        else:
+            relation = f"({source.query}) AS conveyor_source"
+        column = quote(source.partition_on)
+        row = conn.execute(
+            text(f"SELECT MIN({column}), MAX({column}), COUNT(*) FROM {relation}")
+        ).one()
+        return relation, column, row[0], row[1], int(row[2])
+
+    relation, column, low, high, rows = run_sql(url, bounds, table=source.table)
+    if low is not None and not isinstance(low, int | float):
+        raise DataValidationError(
+            f"sql:{_secrets.mask_url(url)}: data.source.partition_on {source.partition_on!r} "
+            f"holds {type(low).__name__} values; it needs a numeric column"
+        )
+    n = source.partitions or max(1, -(-rows // ROWS_PER_RANGE))
+    if low is None:  # no rows, or the column is NULL everywhere: one range that reads them
+        edges: list[Any] = [0, 0]
+    elif isinstance(low, int) and isinstance(high, int):
+        n = max(1, min(n, high - low + 1))
+        edges = [low + (high - low + 1) * i // n for i in range(n)] + [high]
+    else:
+        edges = [low + (high - low) * i / n for i in range(n)] + [high]
+    options = dict(source.options)
+    return SqlRanges(url, relation, column, edges, options, source.table)
 
 
 # --- tables in the artifact store ---------------------------------------------------------------

@@ -15,14 +15,14 @@ import codecs
 import hashlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from conveyor import _plugins, _secrets
 from conveyor.data import partitions
 from conveyor.errors import ConveyorError, DataValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     import pandas as pd
 
@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 FILE_TYPES = ("csv", "parquet")
+T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
 _DELIMITERS = (";", "\t", "|")
@@ -500,31 +501,54 @@ def _delimiter_hint(header: str) -> str:
 
 def _load_sql(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
     import pandas as pd
-    from sqlalchemy import NullPool, create_engine, text
+    from sqlalchemy import text
 
+    url = sql_url(source, base_dir)
+    options = dict(source.options)
+
+    def read(conn: Any) -> Any:
+        if source.query:
+            return pd.read_sql(text(source.query), conn, **options)
+        schema, _, table = (source.table or "").rpartition(".")
+        return pd.read_sql_table(table, conn, schema=schema or None, **options)
+
+    frame: pd.DataFrame = run_sql(url, read, table=source.table)
+    return frame
+
+
+def sql_url(source: SourceConfig, base_dir: Path) -> str:
+    """The sql source's URL with its ``${VAR}`` expanded, checked (never shown unmasked).
+
+    Raises:
+        DataValidationError: no url, not exactly one of query/table, a password SQLAlchemy
+            would misread, an unset variable.
+    """
     template = _required(source.url, "data.source.url")
     _secrets.warn_literal_password(template, "data.source.url")
     url = _secrets.expand(template, "data.source.url", base_dir)
     if bool(source.query) == bool(source.table):
         raise DataValidationError("data.source: a sql source needs exactly one of query or table")
-    name = f"sql:{_secrets.mask_url(url)}"
-    secrets = _secrets.secrets(url)
     if "@" in (_secrets.password(url) or ""):  # SQLAlchemy would cut it and put a piece in the host
         raise DataValidationError(
-            f"{name}: cannot tell the password from the host; percent-encode its special "
-            "characters (@ as %40, : as %3A, / as %2F)"
+            f"sql:{_secrets.mask_url(url)}: cannot tell the password from the host; "
+            "percent-encode its special characters (@ as %40, : as %3A, / as %2F)"
         )
-    options = dict(source.options)
+    return url
+
+
+def run_sql(url: str, read: Callable[[Any], T], *, table: str | None = None) -> T:
+    """``read(connection)`` on a fresh connection to ``url``; what the driver raises becomes a
+    DataValidationError naming the database with the password masked (never chained)."""
+    from sqlalchemy import NullPool, create_engine
+
+    name = f"sql:{_secrets.mask_url(url)}"
+    secrets = _secrets.secrets(url)
     error: DataValidationError | None = None
     try:
         engine = create_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as conn:
-                if source.query:
-                    frame: pd.DataFrame = pd.read_sql(text(source.query), conn, **options)
-                else:
-                    schema, _, table = (source.table or "").rpartition(".")
-                    frame = pd.read_sql_table(table, conn, schema=schema or None, **options)
+                result = read(conn)
         finally:
             engine.dispose()
     except ImportError as exc:
@@ -536,14 +560,14 @@ def _load_sql(source: SourceConfig, base_dir: Path) -> pd.DataFrame:
         )
     except ValueError as exc:
         problem = f"{type(exc).__name__}: {exc}"
-        if source.table and "not found" in str(exc):
-            problem = f"table {source.table!r} not found (data.source.table)"
+        if table and "not found" in str(exc):
+            problem = f"table {table!r} not found (data.source.table)"
         error = _secrets.error(name, problem, secrets)
     except Exception as exc:  # driver errors carry connection details: mask, do not chain
         error = _secrets.error(name, f"{type(exc).__name__}: {exc}", secrets)
     if error is not None:
         raise error from None
-    return frame
+    return result
 
 
 def _load_mongodb(source: SourceConfig, base_dir: Path) -> pd.DataFrame:

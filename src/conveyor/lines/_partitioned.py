@@ -86,7 +86,7 @@ def split_step(data: DataConfig, *, task: str | None, folds: int) -> Step:
 
 @dataclass(frozen=True)
 class _Ingest:
-    files: partitions.SourceFiles
+    files: partitions.SourceFiles | partitions.SqlRanges
     store: Any
 
     def __call__(self, index: int) -> tuple[TablePart, dict[str, str], np.ndarray[Any, Any]]:
@@ -105,7 +105,7 @@ def ingest(
     ignore_row_order: bool,
 ) -> tuple[PartitionedTable, DatasetVersion]:
     src = SourceConfig(**source)
-    files = partitions.list_files(src, Path(base_dir))
+    files = partitions.of_source(src, Path(base_dir))
     parts: list[TablePart] = []
     dtypes: list[dict[str, str]] = []
     hashes: list[np.ndarray[Any, Any]] = []
