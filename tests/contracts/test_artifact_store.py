@@ -185,6 +185,18 @@ def test_tampered_bytes_raise_corrupted(backend: Backend) -> None:
         backend.store.get(digest, "joblib")  # never unpickle bytes that fail the check
 
 
+def test_a_memo_is_remembered_replaced_and_missing_until_put(store: AbstractArtifactStore) -> None:
+    key = sha256(b"what the memo was computed from")
+    assert store.get_memo(key) is None
+    store.put_memo(key, b'{"part": 1}')
+    assert store.get_memo(key) == b'{"part": 1}'
+    store.put_memo(key, b'{"part": 2}')
+    assert store.get_memo(key) == b'{"part": 2}'
+    assert not store.exists(key)  # memos are not artifacts
+    with pytest.raises(ArtifactError):
+        store.put_memo("not-a-key", b"")
+
+
 def test_location_names_the_digest(store: AbstractArtifactStore) -> None:
     digest = store.put_bytes(b"where am I")
     assert digest in store.location(digest)

@@ -309,3 +309,35 @@ def test_a_sql_source_without_partition_on_is_refused(tmp_path: Path) -> None:
     sql_table(url, pd.DataFrame({"a": [1, 2]}))
     with pytest.raises(DataValidationError, match="partition_on"):
         partitions.of_source(SourceConfig(type="sql", url=url, table="visa"), tmp_path)
+
+
+def test_appending_a_file_parses_only_that_file(
+    tmp_path: Path, visa: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    original = partitions.SourceFiles.parse
+
+    def counting(self: partitions.SourceFiles, index: int, data: bytes) -> pd.DataFrame:
+        parsed.append(self.files[index].rsplit("/", 1)[-1])
+        return original(self, index, data)
+
+    monkeypatch.setattr(partitions.SourceFiles, "parse", counting)
+    folder = tmp_path / "parts"
+    write_parts(visa.iloc[:4000], folder, 4)
+    artifacts = tmp_path / "artifacts-True"
+    first, _, _ = run_data(tmp_path, "parts", partitioned=True)
+    assert first.ok and len(parsed) == 4
+    parsed.clear()
+    visa.iloc[4000:].to_parquet(folder / "part-100.parquet", index=False)
+    second, out, _ = run_data(tmp_path, "parts", partitioned=True)
+    assert second.ok and parsed == ["part-100.parquet"]
+    assert artifacts.exists()
+    visa.to_parquet(tmp_path / "whole.parquet", index=False)
+    _, whole, _ = run_data(tmp_path, "whole.parquet", partitioned=False)
+    assert out["dataset"].fingerprint == whole["dataset"].fingerprint
+    # a changed file is parsed again
+    parsed.clear()
+    visa.iloc[:1000].assign(no_of_employees=7).to_parquet(folder / "part-000.parquet", index=False)
+    third, changed, _ = run_data(tmp_path, "parts", partitioned=True)
+    assert third.ok and parsed == ["part-000.parquet"]
+    assert changed["dataset"].fingerprint != out["dataset"].fingerprint

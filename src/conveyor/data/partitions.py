@@ -12,6 +12,8 @@ no process ever holds the whole table.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections import deque
@@ -50,6 +52,7 @@ R = TypeVar("R")
 _GLOB = ("*", "?", "[")
 _SUFFIXES = {"csv": (".csv", ".csv.gz", ".tsv", ".txt"), "parquet": (".parquet", ".pq")}
 _log = logging.getLogger(__name__)
+_MEMO_VERSION = 1  # bump when what a partition's memo holds changes
 
 
 def is_multi_file(path: str) -> bool:
@@ -78,24 +81,71 @@ class SourceFiles:
         Raises:
             DataValidationError: the file cannot be read; names it.
         """
-        from conveyor.data.sources import _file_error, _filesystem
+        return self.parse(index, self.read_bytes(index))
 
-        fs, _ = _filesystem(self.root, self.storage, self.name, self.secrets)
+    def read_bytes(self, index: int) -> bytes:
+        """The bytes of file ``index``, as stored (compressed csv stays compressed).
+
+        Raises:
+            DataValidationError: the file cannot be read; names it.
+        """
+        fs = self._fs()
+        error: DataValidationError | None = None
+        try:
+            data: bytes = fs.cat_file(self.files[index])
+        except Exception as exc:  # fsspec backends raise many types
+            error = _secrets.error(
+                self.file_name(index), f"cannot read: {type(exc).__name__}: {exc}", self.secrets
+            )
+        if error is not None:
+            raise error from None
+        return data
+
+    def parse(self, index: int, data: bytes) -> pd.DataFrame:
+        """File ``index``'s ``data`` as a DataFrame (parquet: in the unified schema).
+
+        Raises:
+            DataValidationError: the bytes do not parse; names the file.
+        """
+        import io
+
+        import pandas as pd
+        from fsspec.utils import infer_compression
+
+        from conveyor.data.sources import _file_error
+
         path = self.files[index]
         error: DataValidationError | None = None
         try:
             if self.kind == "parquet":
-                frame = _read_parquet(fs, path, self.schema)
+                frame = _parquet_frame(data, self.schema)
             else:
-                import pandas as pd
-
-                with fs.open(path, "rb", compression="infer") as fh:
-                    frame = pd.read_csv(fh, **self.options)
-        except Exception as exc:  # pandas, pyarrow and fsspec raise many types
+                compression = self.options.get("compression", infer_compression(path))
+                options = {k: v for k, v in self.options.items() if k != "compression"}
+                frame = pd.read_csv(io.BytesIO(data), compression=compression, **options)
+        except Exception as exc:  # pandas and pyarrow raise many types
+            fs = self._fs()
             error = _file_error(exc, self.kind, self.file_name(index), fs, path, {}, self.secrets)
         if error is not None:
             raise error from None
         return frame
+
+    def memo_key(self, data: bytes) -> str:
+        """What a file's partition is computed from: its bytes and how they are read."""
+        from conveyor._version import __version__
+
+        recipe = json.dumps(
+            [_MEMO_VERSION, __version__, self.kind, self.options, str(self.schema)],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(recipe.encode() + b"\0" + hashlib.sha256(data).digest()).hexdigest()
+
+    def _fs(self) -> Any:
+        from conveyor.data.sources import _filesystem
+
+        fs, _ = _filesystem(self.root, self.storage, self.name, self.secrets)
+        return fs
 
     @property
     def name(self) -> str:
@@ -190,12 +240,11 @@ def _unified_schema(fs: Any, listing: SourceFiles) -> Any:
         ) from None
 
 
-def _read_parquet(fs: Any, path: str, schema: Any) -> pd.DataFrame:
+def _parquet_frame(data: bytes, schema: Any) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with fs.open(path, "rb") as fh:
-        table = pq.read_table(fh)
+    table = pq.read_table(pa.BufferReader(data))
     columns = []
     for fld in schema:
         if fld.name in table.column_names:

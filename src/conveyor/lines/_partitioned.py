@@ -20,6 +20,7 @@ store as Parquet (:class:`~conveyor.contracts.PartitionedTable`), so no process 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,13 +87,49 @@ def split_step(data: DataConfig, *, task: str | None, folds: int) -> Step:
 
 @dataclass(frozen=True)
 class _Ingest:
+    """Reads one partition, stores it and hashes its rows. A file whose bytes were ingested
+    before (same content, same reading options) is not parsed again: its memo in the artifact
+    store points at the stored partition and row hashes, so appending a file to a source costs
+    that file's parsing only (the others are read and hashed with SHA-256, nothing more)."""
+
     files: partitions.SourceFiles | partitions.SqlRanges
     store: Any
 
     def __call__(self, index: int) -> tuple[TablePart, dict[str, str], np.ndarray[Any, Any]]:
-        frame = self.files.read(index)
+        if isinstance(self.files, partitions.SqlRanges):  # a database can change: no memo
+            return self._ingest(self.files.read(index))
+        data = self.files.read_bytes(index)
+        key = self.files.memo_key(data)
+        remembered = self._remembered(key)
+        if remembered is not None:
+            return remembered
+        part, dtypes, hashes = self._ingest(self.files.parse(index, data))
+        memo = {
+            "part": part.model_dump(),
+            "dtypes": list(dtypes.items()),  # in column order
+            "hashes": self.store.put_bytes(hashes.tobytes()),
+        }
+        self.store.put_memo(key, json.dumps(memo, sort_keys=True).encode())
+        return part, dtypes, hashes
+
+    def _ingest(
+        self, frame: pd.DataFrame
+    ) -> tuple[TablePart, dict[str, str], np.ndarray[Any, Any]]:
         dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
         return partitions.store_part(self.store, frame), dtypes, versioning.row_hashes(frame)
+
+    def _remembered(
+        self, key: str
+    ) -> tuple[TablePart, dict[str, str], np.ndarray[Any, Any]] | None:
+        raw = self.store.get_memo(key)
+        if raw is None:
+            return None
+        memo = json.loads(raw)
+        part = TablePart.model_validate(memo["part"])
+        if not self.store.exists(part.digest):
+            return None
+        hashes = np.frombuffer(self.store.get_bytes(memo["hashes"]), dtype=np.uint64)
+        return part, {str(c): str(t) for c, t in memo["dtypes"]}, hashes
 
 
 def ingest(

@@ -84,6 +84,18 @@ class AbstractArtifactStore(ABC):
         _check_digest(digest)
         return self._location(digest)
 
+    def put_memo(self, key: str, data: bytes) -> None:
+        """Remember small ``data`` under ``key`` (64 hex digits: a hash of everything the data
+        was computed from), replacing what was there. A memo only saves work: what it points at
+        is read back through :meth:`get` and verified like any artifact."""
+        _check_digest(key)
+        self._write_memo(key, data)
+
+    def get_memo(self, key: str) -> bytes | None:
+        """What :meth:`put_memo` remembered under ``key``, or None."""
+        _check_digest(key)
+        return self._read_memo(key)
+
     @property
     @abstractmethod
     def uri(self) -> str:
@@ -103,6 +115,12 @@ class AbstractArtifactStore(ABC):
 
     @abstractmethod
     def _location(self, digest: str) -> str: ...
+
+    @abstractmethod
+    def _write_memo(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _read_memo(self, key: str) -> bytes | None: ...
 
 
 def _check_digest(digest: str) -> None:

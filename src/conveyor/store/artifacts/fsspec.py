@@ -47,12 +47,14 @@ class FsspecArtifactStore(AbstractArtifactStore):
         return f"{self._root}/sha256/{digest[:2]}/{digest}"
 
     def _write(self, digest: str, data: bytes) -> None:
-        final = self._path(digest)
-        with self._translated(digest, writing=True):
+        self._write_at(self._path(digest), digest, data)
+
+    def _write_at(self, final: str, name: str, data: bytes) -> None:
+        with self._translated(name, writing=True):
             if not self._atomic_rename:
                 self._fs.pipe_file(final, data)
                 return
-            tmp = f"{self._root}/incoming/{digest}.{uuid.uuid4().hex}.part"
+            tmp = f"{self._root}/incoming/{name}.{uuid.uuid4().hex}.part"
             self._fs.makedirs(f"{self._root}/incoming", exist_ok=True)
             self._fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
             try:
@@ -61,6 +63,20 @@ class FsspecArtifactStore(AbstractArtifactStore):
             finally:
                 if self._fs.exists(tmp):
                     self._fs.rm_file(tmp)
+
+    def _memo_path(self, key: str) -> str:
+        return f"{self._root}/memo/{key[:2]}/{key}"
+
+    def _write_memo(self, key: str, data: bytes) -> None:
+        self._write_at(self._memo_path(key), key, data)
+
+    def _read_memo(self, key: str) -> bytes | None:
+        with self._translated(key):
+            try:
+                data: bytes = self._fs.cat_file(self._memo_path(key))
+            except FileNotFoundError:
+                return None
+            return data
 
     def _read(self, digest: str) -> bytes:
         with self._translated(digest):

@@ -12,6 +12,7 @@ class InMemoryArtifactStore(AbstractArtifactStore):
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
+        self._memos: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     @property
@@ -34,3 +35,10 @@ class InMemoryArtifactStore(AbstractArtifactStore):
 
     def _location(self, digest: str) -> str:
         return f"memory://{digest}"
+
+    def _write_memo(self, key: str, data: bytes) -> None:
+        with self._lock:
+            self._memos[key] = bytes(data)
+
+    def _read_memo(self, key: str) -> bytes | None:
+        return self._memos.get(key)
