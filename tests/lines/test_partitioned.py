@@ -51,7 +51,7 @@ def run_data(
     *,
     partitioned: bool,
     kind: str = "parquet",
-    sql: dict[str, Any] | None = None,
+    sql: dict[str, Any] | None = None,  # the source's settings other than type (default: path)
     **data: Any,
 ) -> tuple[Any, dict[str, Any], Any]:
     """Run ingest -> validate -> split; returns the result, the step outputs and the stores."""
@@ -341,3 +341,27 @@ def test_appending_a_file_parses_only_that_file(
     third, changed, _ = run_data(tmp_path, "parts", partitioned=True)
     assert third.ok and parsed == ["part-000.parquet"]
     assert changed["dataset"].fingerprint != out["dataset"].fingerprint
+
+
+@pytest.mark.service
+def test_a_glob_on_s3_is_read_partition_by_partition(
+    tmp_path: Path, visa: pd.DataFrame, s3_bucket_uri: Any
+) -> None:
+    """Source and artifacts on the S3 API (moto): the same dataset as the local whole file."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_bucket_uri.storage_options)
+    local = write_parts(visa, tmp_path / "parts", 3)
+    for file in sorted(local.iterdir()):
+        fs.put_file(str(file), f"{s3_bucket_uri.bucket}/visa/{file.name}")
+    storage = dict(s3_bucket_uri.storage_options)
+    source = {
+        "path": f"s3://{s3_bucket_uri.bucket}/visa/part-*.parquet",
+        "options": {"storage_options": storage},
+    }
+    parts, out, _ = run_data(tmp_path, "", partitioned=True, sql=source)
+    assert parts.ok, parts.failures
+    visa.to_parquet(tmp_path / "whole.parquet", index=False)
+    _, whole, _ = run_data(tmp_path, "whole.parquet", partitioned=False)
+    assert out["dataset"].fingerprint == whole["dataset"].fingerprint
+    assert len(out["clean"].parts) == 3
