@@ -231,8 +231,9 @@ class Project:
         return versions.load(self.metadata, self.artifacts, ref)
 
     def config_hash(self) -> str:
-        """SHA-256 of the config that defines results (the store location is left out)."""
-        data = self.config.model_dump(mode="json", exclude={"store"})
+        """SHA-256 of the config that defines results (where data is stored and where steps
+        execute are left out: the same config gives the same results on any executor)."""
+        data = self.config.model_dump(mode="json", exclude={"store", "executor"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def run_params(self) -> dict[str, Any]:
