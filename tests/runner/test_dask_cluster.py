@@ -186,6 +186,54 @@ def test_visa_line_on_an_external_cluster_trains_the_local_model(
 
 @pytest.mark.slow
 @pytest.mark.service
+def test_partitioned_line_runs_its_partitions_and_lightgbm_on_the_cluster(
+    tmp_path: Path, postgres_url: str, s3_bucket_uri: S3Location, dask_cluster: DaskCluster
+) -> None:
+    """data.partitioned on the cluster: ingest/validate/split send one task per partition to
+    the workers, the Dask LightGBM candidate trains on every row over both workers; the
+    dataset is the one the local executor fingerprints."""
+    from conveyor.cli.init import scaffold
+    from conveyor.examples.visa.generate import generate
+
+    project = tmp_path / "visa"
+    scaffold(project, example="visa")
+    parts = project / "data" / "parts"
+    parts.mkdir()
+    frame = generate(6000, seed=5)
+    for i in range(6):
+        frame.iloc[i * 1000 : (i + 1) * 1000].to_parquet(parts / f"part-{i}.parquet", index=False)
+    path = project / "conveyor.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["data"]["source"] = {"type": "parquet", "path": "data/parts"}
+    config["data"].update(partitioned=True, sample_rows=2000)
+    config["training"] = {
+        "task": "classification",
+        "candidates": [
+            {
+                "name": "lgbm",
+                "estimator": "lightgbm.dask.DaskLGBMClassifier",
+                "params": {"n_estimators": 30, "verbose": -1},
+            }
+        ],
+    }
+    config["evaluation"] = {"primary": "f1", "beat_baseline": False}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    on_local = _run_json(project)
+    _set_stores(project, postgres_url, s3_bucket_uri, address=dask_cluster.address)
+    on_dask = _run_json(project)
+    assert on_local["status"] == "succeeded", on_local
+    assert on_dask["status"] == "succeeded", on_dask
+    assert _digests(on_dask)["dataset"] == _digests(on_local)["dataset"]
+    assert _digests(on_dask)["clean"] == _digests(on_local)["clean"]
+    metrics = on_dask["metrics"]
+    assert metrics["data.partitions"] == 6
+    assert metrics["train.lgbm.rows"] == metrics["split.train_rows"] > 4000
+    assert metrics["test.f1"] > 0.7
+
+
+@pytest.mark.slow
+@pytest.mark.service
 @pytest.mark.parametrize(
     "dask_cluster", [{"nanny": False}, {"nanny": True}], indirect=True, ids=["bare", "nanny"]
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,39 @@ def console(*, stderr: bool = False) -> Console:
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out = Console(stderr=stderr, highlight=False, width=LOG_WIDTH, soft_wrap=True)
     return out
+
+
+@contextmanager
+def native_stdout_to_stderr() -> Iterator[None]:
+    """While the block runs, what native code and child processes write to file descriptor 1
+    goes to stderr; conveyor's own output (``sys.stdout``) still reaches stdout.
+
+    LightGBM prints its network setup from C++ on every Dask worker (``[LightGBM] [Info]
+    Trying to bind port...``), and workers of a local cluster inherit our stdout: without
+    this, ``--json`` output would not parse. Nothing changes when stdout is not a real file
+    (a test runner's capture buffer).
+    """
+    try:
+        real = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        yield
+        return
+    if real != 1:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    original = sys.stdout
+    sys.stdout = open(saved, "w", encoding=original.encoding, closefd=False)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        sys.stdout.close()
+        sys.stdout = original
+        os.close(saved)
 
 
 def print_json(data: Any) -> None:

@@ -15,6 +15,7 @@ from conveyor.cli._output import (
     console,
     conveyor_errors,
     fmt_seconds,
+    native_stdout_to_stderr,
     print_json,
     styled,
     write_report,
@@ -117,7 +118,7 @@ def run(
     err = console(stderr=True)
     progress = LiveProgress(err)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # record the run as interrupted, then exit
-    with conveyor_errors():
+    with conveyor_errors(), native_stdout_to_stderr():
         with Project.load(project, overrides=set_ or []) as proj:
             try:
                 result = proj.run(
