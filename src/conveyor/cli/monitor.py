@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -12,6 +12,7 @@ from rich.markup import escape
 from conveyor.cli._options import JsonOpt, ProjectOpt  # noqa: TC001 - Typer reads them at runtime
 from conveyor.cli._output import (
     EXIT_FAILURE,
+    EXIT_USAGE,
     console,
     conveyor_errors,
     print_json,
@@ -53,6 +54,23 @@ def monitor(
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit 1 when the dataset drifted (for CI).")
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="local: in this process; dask: --current's partitions scored and sketched as "
+            "tasks on a Dask cluster. A folder or glob of Parquet files is always checked "
+            "partition by partition (one in memory at a time).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="--executor dask: the scheduler (tcp://host:8786). Default: executor.address "
+            "when conveyor.yaml's executor is dask, else a local cluster for the command.",
+        ),
+    ] = None,
     project: ProjectOpt = Path("."),
     json_: JsonOpt = False,
 ) -> None:
@@ -60,8 +78,16 @@ def monitor(
     from conveyor.project import Project
     from conveyor.watch import run_check
 
+    _check_flags(current, labels, executor, address)
     with conveyor_errors(), Project.load(project) as proj:
         mon = monitoring_settings(proj, window_hours=window, id_column=on)
+        if current is not None and (executor == "dask" or _partitioned(proj.root, current)):
+            if labels is not None:
+                _usage_error("--labels needs the rows in memory: give --current one file")
+            result = _check_partitions(proj, model, current, mon, executor, address, no_alerts)
+            path = export_report(proj.root, result)
+            _show(result, path, json_=json_, fail_on_drift=fail_on_drift)
+            return
         kwargs: dict[str, object] = {"window_seconds": mon.window_hours * 3600}
         if current is not None:
             kwargs.update(current=_table(proj, current), source=current)
@@ -76,12 +102,86 @@ def monitor(
             kwargs["channels"] = []
         result = run_check(proj, proj.model_ref(model), **kwargs)
         path = export_report(proj.root, result)
+    _show(result, path, json_=json_, fail_on_drift=fail_on_drift)
+
+
+def _show(result: CheckResult, path: Path, *, json_: bool, fail_on_drift: bool) -> None:
     if json_:
         print_json({**result.report, "report_path": str(path), "alerts": result.alerts})
     else:
         _print(result, path)
     if fail_on_drift and result.drift.dataset_drift:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _check_flags(
+    current: str | None, labels: str | None, executor: str, address: str | None
+) -> None:
+    """Exit 2 on flags that do not go together."""
+    problem = None
+    if executor not in ("local", "dask"):
+        problem = f"--executor {executor!r}: choose local or dask"
+    elif address is not None and executor != "dask":
+        problem = "--address goes with --executor dask"
+    elif executor == "dask" and current is None:
+        problem = "--executor dask checks --current's files: give --current"
+    elif executor == "dask" and labels is not None:
+        problem = "--labels needs the rows in memory: not with --executor dask"
+    if problem is not None:
+        _usage_error(problem)
+
+
+def _usage_error(problem: str) -> NoReturn:
+    console(stderr=True).print(f"[red]error:[/] {escape(problem)}")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _partitioned(root: Path, current: str) -> bool:
+    """A folder or a glob of files (checked partition by partition), not one file."""
+    from conveyor.data.partitions import is_multi_file
+
+    if is_multi_file(current) or current.endswith("/"):
+        return True
+    return "://" not in current and (root / current).is_dir()
+
+
+def _check_partitions(
+    proj: Project,
+    model: str | None,
+    current: str,
+    mon: MonitoringConfig,
+    executor: str,
+    address: str | None,
+    no_alerts: bool,
+) -> CheckResult:
+    """Each file of ``current`` loaded, scored and sketched, locally one at a time or as
+    Dask tasks; the merged sketch checked (conveyor.monitoring.sketches)."""
+    from functools import partial
+
+    from conveyor.monitoring.alerts import channels_from_config
+    from conveyor.monitoring.partitioned import check_partitions
+    from conveyor.serving.batch_dask import input_files
+    from conveyor.watch import drift_settings
+
+    files = input_files(proj, current)
+    configured = proj.config.executor
+    workers = 2
+    if configured.type == "dask":
+        address = address or configured.address
+        workers = configured.workers or workers
+    return check_partitions(
+        proj.metadata,
+        proj.artifacts,
+        proj.model_ref(model),
+        [partial(files.read, i) for i in range(len(files))],
+        source=current,
+        settings=drift_settings(proj),
+        dask=executor == "dask",
+        address=address,
+        workers=workers,
+        channels=[] if no_alerts else channels_from_config(mon.alerts),
+        alert_cooldown_seconds=mon.alert_cooldown_minutes * 60,
+    )
 
 
 def watch(

@@ -23,25 +23,38 @@ every column (not a verdict). New categories and a missing-rate change above
 ``missing_delta`` are flagged. Below ``min_rows`` current rows there is no verdict ("not enough
 data"). The dataset drifts when the share of drifted feature columns reaches ``share``.
 Everything is vectorised numpy/scipy; no Python loop runs over rows.
+
+The current data reach the rule as :class:`ColumnData`: a pandas Series (:func:`detect`) or a
+column sketch (:func:`conveyor.monitoring.sketches.detect_from_sketch`, for tables that do not
+fit in memory); both go through :func:`judge` and the same statistics code.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from conveyor.config import DriftColumnConfig, DriftConfig
-from conveyor.monitoring.profile import ColumnProfile, ReferenceProfile, is_numeric
+from conveyor.monitoring.profile import (
+    OTHER,
+    ColumnProfile,
+    Distribution,
+    ReferenceProfile,
+    is_numeric,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
 Method = Literal["auto", "ks", "wasserstein", "chi2", "jensenshannon"]
 Verdict = Literal["drift", "ok", "not enough data"]
 EPS = 1e-4  # floor for empty bins in PSI and chi-square
+KS_EXACT_ROWS = 10_000  # scipy's ks_2samp: exact p-values up to this many rows, asymptotic above
 
 
 # The settings ARE the config models: one set of defaults and bounds, checked at load.
@@ -134,11 +147,49 @@ def detect(
 ) -> DriftResult:
     """Compare ``current`` (feature columns, and ``outputs``: ``prediction``/``probability``
     columns, when known) with the reference profile."""
+    return judge(
+        reference,
+        _frame_columns(current, reference.columns),
+        len(current),
+        settings,
+        outputs=None if outputs is None else _frame_columns(outputs, reference.outputs),
+    )
+
+
+class ColumnData(Protocol):
+    """What a drift check reads from one current column: a pandas Series in memory
+    (:func:`detect`) or a column sketch (:mod:`conveyor.monitoring.sketches`)."""
+
+    @property
+    def rows(self) -> int:
+        """Rows, missing ones included."""
+
+    @property
+    def missing(self) -> int:
+        """Rows without a value."""
+
+    def numbers(self) -> Distribution | None:
+        """The finite values, or None when the column does not hold numbers."""
+
+    def categories(self) -> tuple[pd.Series, int]:
+        """Rows per category (as text), and rows in categories not kept (a sketch's cap)."""
+
+
+def judge(
+    reference: ReferenceProfile,
+    current: Mapping[str, ColumnData],
+    n_current: int,
+    settings: DriftSettings | None = None,
+    *,
+    outputs: Mapping[str, ColumnData] | None = None,
+) -> DriftResult:
+    """The drift rule over current columns however they are held (``n_current`` rows):
+    what :func:`detect` and ``sketches.detect_from_sketch`` share."""
     settings = settings or DriftSettings()
     columns = [
         _column(profile, current[name], settings)
         for name, profile in reference.columns.items()
-        if name in current.columns and not settings.columns.get(name, _NO_RULE).ignore
+        if name in current and not settings.columns.get(name, _NO_RULE).ignore
     ]
     _adjust(columns, settings)
     outs: list[ColumnDrift] = []
@@ -146,7 +197,7 @@ def detect(
         outs = [
             _column(profile, outputs[name], settings)
             for name, profile in reference.outputs.items()
-            if name in outputs.columns
+            if name in outputs
         ]
         _adjust(outs, settings)
     judged = [c for c in columns if c.verdict != "not enough data"]
@@ -157,17 +208,43 @@ def detect(
         share_drifted=share,
         dataset_drift=(share >= settings.share) if judged else None,
         n_reference=reference.n_rows,
-        n_current=len(current),
+        n_current=n_current,
         share=settings.share,
     )
 
 
-def _column(profile: ColumnProfile, series: pd.Series, settings: DriftSettings) -> ColumnDrift:
+class _SeriesColumn:
+    """A current column in memory (:class:`ColumnData`)."""
+
+    def __init__(self, series: pd.Series) -> None:
+        self.series = series
+        self.rows = len(series)
+        self._missing = series.isna().to_numpy()
+        self.missing = int(self._missing.sum())
+
+    def _present(self) -> pd.Series:
+        return self.series[~self._missing] if self.missing else self.series  # no needless copy
+
+    def numbers(self) -> Distribution | None:
+        if not is_numeric(self.series):
+            return None
+        values = self._present().to_numpy(dtype="float64")
+        finite = np.isfinite(values)
+        return Distribution(np.sort(values if finite.all() else values[finite]))
+
+    def categories(self) -> tuple[pd.Series, int]:
+        return self._present().astype(str).value_counts(), 0
+
+
+def _frame_columns(frame: pd.DataFrame, profiled: Mapping[str, Any]) -> dict[str, ColumnData]:
+    return {name: _SeriesColumn(frame[name]) for name in profiled if name in frame.columns}
+
+
+def _column(profile: ColumnProfile, data: ColumnData, settings: DriftSettings) -> ColumnDrift:
     rule = settings.columns.get(profile.name, _NO_RULE)
-    missing = series.isna().to_numpy()
-    n_missing = int(missing.sum())
-    n_current = len(series) - n_missing
-    missing_current = n_missing / len(series) if len(series) else 0.0
+    rows, n_missing = data.rows, data.missing
+    n_current = rows - n_missing
+    missing_current = n_missing / rows if rows else 0.0
     method = _method(profile, n_current, rule, settings)
     tested = method in ("ks", "chi2")
     threshold = (
@@ -187,15 +264,12 @@ def _column(profile: ColumnProfile, series: pd.Series, settings: DriftSettings) 
     )
     if n_current < settings.min_rows or profile.n_present == 0:
         return result
-    present = series[~missing] if n_missing else series  # no copy when nothing is missing
-    if profile.kind == "numeric" and is_numeric(present):
-        values = present.to_numpy(dtype="float64")
-        finite = np.isfinite(values)
-        if not finite.all():
-            values = values[finite]
-        _numeric(profile, values, method, result)
+    numbers = data.numbers() if profile.kind == "numeric" else None
+    if numbers is not None:
+        _numeric(profile, numbers, method, result)
     else:
-        _categorical(profile, present, method, result)
+        counts, other = data.categories()
+        _categorical(profile, counts, other, method, result)
     if not tested:
         result.verdict = "drift" if (result.statistic or 0.0) >= threshold else "ok"
     return result
@@ -212,25 +286,49 @@ def _method(
     return "chi2" if small else "jensenshannon"
 
 
-def _numeric(
-    profile: ColumnProfile, values: np.ndarray[Any, Any], method: str, out: ColumnDrift
-) -> None:
-    from scipy import stats
-
+def _numeric(profile: ColumnProfile, values: Distribution, method: str, out: ColumnDrift) -> None:
     reference = np.sort(np.asarray(profile.sample, dtype="float64"))  # stored sorted: cheap
     if method == "ks":
-        test = stats.ks_2samp(reference, values)
-        out.statistic, out.p_value = float(test.statistic), float(test.pvalue)
-    values = np.sort(values)  # one sort serves the distance and the PSI bins
-    if method != "ks":
-        out.statistic = _wasserstein_sorted(reference, values) / (profile.std or 1.0)
+        out.statistic, out.p_value = _ks(reference, values)
+    else:
+        out.statistic = _wasserstein(reference, values) / (profile.std or 1.0)
     edges = np.asarray(profile.edges, dtype="float64")
     # Bin k holds edges[k-1] <= v < edges[k], as searchsorted(edges, v, "right") numbers them.
-    below = np.searchsorted(values, edges, side="left")
-    current_counts = np.diff(np.concatenate(([0], below, [len(values)])))
+    below = values.count_below(edges)
+    current_counts = np.diff(np.concatenate(([0], below, [values.n]))).astype("float64")
     ref_counts = np.asarray(profile.counts, dtype="float64")
-    out.psi = _psi(ref_counts, current_counts.astype("float64"))
-    _shares(out, _bin_labels(edges), ref_counts, current_counts.astype("float64"))
+    out.psi = _psi(ref_counts, current_counts)
+    _shares(out, _bin_labels(edges), ref_counts, current_counts)
+
+
+def _ks(reference: np.ndarray[Any, Any], values: Distribution) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic and p-value, as ``scipy.stats.ks_2samp``.
+
+    Weighted values (a sketch) of more than ``KS_EXACT_ROWS`` rows are not expanded: the
+    statistic is read from the two distribution functions at every point, and the p-value is
+    the asymptotic one, which is what ks_2samp computes at those sizes (equal to it when the
+    sketch is exact).
+    """
+    from scipy import stats
+
+    if values.weights is None or values.n <= KS_EXACT_ROWS:
+        test = stats.ks_2samp(reference, values.expanded())
+        return float(test.statistic), float(test.pvalue)
+    points = np.concatenate([reference, values.values])
+    diffs = np.searchsorted(reference, points, side="right") / len(reference) - values.cdf(points)
+    statistic = max(float(diffs.max()), float(np.clip(-diffs.min(), 0, 1)))
+    m, n = sorted([float(len(reference)), float(values.n)], reverse=True)
+    p_value = stats.kstwo.sf(statistic, np.round(m * n / (m + n)))
+    return statistic, float(np.clip(p_value, 0, 1))
+
+
+def _wasserstein(reference: np.ndarray[Any, Any], values: Distribution) -> float:
+    """1-Wasserstein distance between the sorted reference sample and the current values."""
+    from scipy import stats
+
+    if values.weights is None:
+        return _wasserstein_sorted(reference, values.values)
+    return float(stats.wasserstein_distance(reference, values.values, None, values.weights))
 
 
 def _wasserstein_sorted(u: np.ndarray[Any, Any], v: np.ndarray[Any, Any]) -> float:
@@ -258,16 +356,23 @@ def _wasserstein_sorted(u: np.ndarray[Any, Any], v: np.ndarray[Any, Any]) -> flo
     return total
 
 
-def _categorical(profile: ColumnProfile, present: pd.Series, method: str, out: ColumnDrift) -> None:
+def _categorical(
+    profile: ColumnProfile, counts: pd.Series, other: int, method: str, out: ColumnDrift
+) -> None:
     from scipy import stats
     from scipy.spatial.distance import jensenshannon
 
-    counts = present.astype(str).value_counts()
     known = list(profile.frequencies)
     out.new_categories = sorted(str(c) for c in counts.index if c not in profile.frequencies)
     categories = known + out.new_categories
     ref = np.array([profile.frequencies.get(c, 0) for c in categories], dtype="float64")
     cur = counts.reindex(categories, fill_value=0).to_numpy(dtype="float64")
+    if other:  # a sketch's rows beyond its category cap: one more bin
+        if OTHER in profile.frequencies:
+            cur[known.index(OTHER)] += other
+        else:
+            categories.append(OTHER)
+            ref, cur = np.append(ref, 0.0), np.append(cur, float(other))
     if method == "chi2":  # homogeneity of two samples: the reference is a sample too
         table = _pool_rare(np.vstack([ref, cur]))
         test = stats.chi2_contingency(table, correction=False)

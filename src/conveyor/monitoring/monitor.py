@@ -174,13 +174,8 @@ def check(
         current = read_log(metadata, artifacts, record.name, since=now - window_seconds)
         source = source or f"the prediction log, last {window_seconds / 3600:g} h"
     elif len(current):
-        import pandas as pd
-
         model = versions.load(metadata, artifacts, f"{record.name}:{record.version}")
-        features = current[[c for c in profile.columns if c in current.columns]]
-        scored = score(model, features, task=task)
-        kept = current.drop(columns=[c for c in scored.columns if c in current.columns])
-        current = pd.concat([kept.reset_index(drop=True), scored], axis=1)
+        current = with_scores(model, current, profile, task=task)
     source = source or "a file"
     drift = detect(profile, current, settings, outputs=outputs_of(current, profile))
     perf = None
@@ -195,6 +190,51 @@ def check(
             positive=profile.positive,
             task=task,
         )
+    return conclude(
+        metadata,
+        artifacts,
+        record,
+        drift,
+        source=source,
+        task=task,
+        meanings=output_meanings(profile, current, task),
+        now=now,
+        perf=perf,
+        channels=channels,
+        alert_cooldown_seconds=alert_cooldown_seconds,
+    )
+
+
+def with_scores(
+    model: Any, current: pd.DataFrame, profile: ReferenceProfile, *, task: str
+) -> pd.DataFrame:
+    """``current`` with the model's scores of its profiled columns (:func:`score`) in place
+    of any such columns it had."""
+    import pandas as pd
+
+    features = current[[c for c in profile.columns if c in current.columns]]
+    scored = score(model, features, task=task)
+    kept = current.drop(columns=[c for c in scored.columns if c in current.columns])
+    return pd.concat([kept.reset_index(drop=True), scored], axis=1)
+
+
+def conclude(
+    metadata: MetadataStore,
+    artifacts: AbstractArtifactStore,
+    record: ModelVersionRecord,
+    drift: DriftResult,
+    *,
+    source: str,
+    task: str,
+    meanings: dict[str, str],
+    now: float,
+    perf: Performance | None = None,
+    channels: list[Channel] | None = None,
+    alert_cooldown_seconds: float = 3600.0,
+) -> CheckResult:
+    """The end of a check, whoever computed its drift (:func:`check`, or
+    ``partitioned.check_partitions``): the report stored and linked to the model version, the
+    ``monitor.check`` event, the alerts."""
     report, html = build_report(
         drift,
         model=f"{record.name}:{record.version}",
@@ -202,7 +242,7 @@ def check(
         performance=None if perf is None else perf.to_json(),
         checked_at=now,
         task=task,
-        meanings=output_meanings(profile, current, task),
+        meanings=meanings,
     )
     stored = [artifacts.put(report), artifacts.put(html)]
     from conveyor.store.metadata import ArtifactRef

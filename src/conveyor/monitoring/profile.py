@@ -9,6 +9,11 @@ number per row whatever the number of classes, and a model meeting inputs unlike
 data usually grows less sure before its class mix moves; the class mix covers every class at
 once); a regressor's predicted value (numeric). A drift check reads this small JSON document
 instead of the training data.
+
+:func:`build_profile` profiles a DataFrame in memory; for a training table too large for that,
+:func:`conveyor.monitoring.sketches.profile_from_sketch` builds the same profile from merged
+per-partition sketches, through the same :func:`numeric_profile` / :func:`categorical_profile`
+and :class:`Distribution` code.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ N_BINS = 10  # quantile bins for PSI and the report's histograms
 PREDICTION = "prediction"  # classification: the class (categorical); regression: the value
 PROBABILITY = "probability"  # binary: the probability of the positive class
 CONFIDENCE = "confidence"  # multiclass: the probability of the predicted class
+DECILES = np.linspace(0, 1, N_BINS + 1)[1:-1]  # the bin edges' probabilities
+SAMPLE_PROBABILITIES = (np.arange(SAMPLE_SIZE) + 0.5) / SAMPLE_SIZE
+OTHER = "(other categories)"  # a sketch's rows in categories beyond its cap (sketches.py)
 
 
 @dataclass
@@ -111,36 +119,13 @@ def profile_column(series: pd.Series, name: str, *, kind: Kind | None = None) ->
     if kind == "numeric":
         values = series.to_numpy(dtype="float64", na_value=np.nan)[~missing]
         values = values[np.isfinite(values)]
-        edges = _quantile_edges(values)
-        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-        # Evenly spaced quantiles, not a random draw: a random 5,000 of the 25,480 visa rows is
-        # 0.01-0.035 std away from the full reference in Wasserstein distance (a third of the
-        # 0.1 threshold on yr_of_estab); these quantiles are < 0.002 away.
-        probabilities = (np.arange(SAMPLE_SIZE) + 0.5) / SAMPLE_SIZE
-        sample = (
-            values
-            if len(values) <= SAMPLE_SIZE
-            else np.quantile(values, probabilities, method="inverted_cdf")
+        mean = float(values.mean()) if len(values) else None
+        std = float(values.std()) if len(values) else None
+        return numeric_profile(
+            name, n, missing_rate, Distribution(np.sort(values)), mean=mean, std=std
         )
-        return ColumnProfile(
-            name,
-            "numeric",
-            n,
-            missing_rate,
-            edges=[float(e) for e in edges],
-            counts=[int(c) for c in counts],
-            sample=[float(v) for v in np.sort(sample)],
-            mean=float(values.mean()) if len(values) else None,
-            std=float(values.std()) if len(values) else None,
-        )
-    frequencies = series[~missing].astype(str).value_counts(sort=True)
-    return ColumnProfile(
-        name,
-        "categorical",
-        n,
-        missing_rate,
-        frequencies={str(k): int(v) for k, v in frequencies.items()},
-    )
+    counts = series[~missing].astype(str).value_counts(sort=True)
+    return categorical_profile(name, n, missing_rate, counts)
 
 
 def build_profile(
@@ -171,18 +156,56 @@ def build_profile(
     Raises:
         ValueError: a rows x classes matrix without matching ``classes``.
     """
+    out = model_outputs(
+        predictions=predictions,
+        probabilities=probabilities,
+        positive=positive,
+        task=task,
+        classes=classes,
+    )
+    columns = {str(c): profile_column(features[c], str(c)) for c in features.columns}
+    outputs = {name: profile_column(series, name) for name, series in out.columns.items()}
+    return ReferenceProfile(
+        columns, outputs, len(features), out.positive, task=out.task, classes=out.classes
+    )
+
+
+@dataclass
+class ModelOutputs:
+    """The model's outputs as the profile has them: ``columns`` maps ``prediction``
+    (class as text, or value), ``probability`` or ``confidence`` to one value per row."""
+
+    columns: dict[str, pd.Series]
+    task: str | None
+    positive: Any
+    classes: list[str] | None
+
+
+def model_outputs(
+    *,
+    predictions: Any = None,
+    probabilities: Any = None,
+    positive: Any = None,
+    task: str | None = None,
+    classes: Any = None,
+) -> ModelOutputs:
+    """The outputs :func:`build_profile` profiles (its arguments, same meaning), for the
+    in-memory and the sketch paths alike.
+
+    Raises:
+        ValueError: a rows x classes matrix without matching ``classes``.
+    """
     import pandas as pd
 
     if task is None:
         task = "classification" if probabilities is not None or positive is not None else None
     names = [str(c) for c in classes] if classes is not None else None
-    columns = {str(c): profile_column(features[c], str(c)) for c in features.columns}
-    outputs: dict[str, ColumnProfile] = {}
+    columns: dict[str, pd.Series] = {}
     if predictions is not None:
         series = pd.Series(np.asarray(predictions))
         if task == "classification" or not is_numeric(series):
             series, task = label_text(series), task or "classification"
-        outputs[PREDICTION] = profile_column(series, PREDICTION)
+        columns[PREDICTION] = series
         task = task or "regression"
     if probabilities is not None:
         proba = np.asarray(probabilities, dtype="float64")
@@ -192,16 +215,141 @@ def build_profile(
                     f"probabilities have {proba.shape[1]} columns: pass the model's classes"
                 )
             if len(names) > 2:
-                outputs[CONFIDENCE] = profile_column(pd.Series(proba.max(axis=1)), CONFIDENCE)
+                columns[CONFIDENCE] = pd.Series(proba.max(axis=1))
             else:
                 positive = positive_class(names, positive)
-                column = proba[:, names.index(positive)]
-                outputs[PROBABILITY] = profile_column(pd.Series(column), PROBABILITY)
+                columns[PROBABILITY] = pd.Series(proba[:, names.index(positive)])
         else:
-            outputs[PROBABILITY] = profile_column(pd.Series(proba), PROBABILITY)
-    return ReferenceProfile(
-        columns, outputs, len(features), _plain(positive), task=task, classes=names
+            columns[PROBABILITY] = pd.Series(proba)
+    return ModelOutputs(columns, task, _plain(positive), names)
+
+
+def numeric_profile(
+    name: str,
+    n: int,
+    missing_rate: float,
+    values: Distribution,
+    *,
+    mean: float | None,
+    std: float | None,
+) -> ColumnProfile:
+    """A numeric column's profile from the distribution of its finite values: what the
+    in-memory and the sketch paths (:mod:`conveyor.monitoring.sketches`) share."""
+    edges = np.unique(values.quantiles(DECILES, "linear")) if values.n else np.array([], "float64")
+    below = values.count_below(edges)
+    counts = np.diff(np.concatenate(([0], below, [values.n])))
+    # Evenly spaced quantiles, not a random draw: a random 5,000 of the 25,480 visa rows is
+    # 0.01-0.035 std away from the full reference in Wasserstein distance (a third of the
+    # 0.1 threshold on yr_of_estab); these quantiles are < 0.002 away.
+    sample = (
+        values.expanded()
+        if values.n <= SAMPLE_SIZE
+        else values.quantiles(SAMPLE_PROBABILITIES, "inverted_cdf")
     )
+    return ColumnProfile(
+        name,
+        "numeric",
+        n,
+        missing_rate,
+        edges=[float(e) for e in edges],
+        counts=[int(c) for c in counts],
+        sample=[float(v) for v in np.sort(sample)],
+        mean=mean,
+        std=std,
+    )
+
+
+def categorical_profile(name: str, n: int, missing_rate: float, counts: pd.Series) -> ColumnProfile:
+    """A categorical column's profile from its rows per category (text), most frequent first."""
+    return ColumnProfile(
+        name,
+        "categorical",
+        n,
+        missing_rate,
+        frequencies={str(k): int(v) for k, v in counts.items()},
+    )
+
+
+class Distribution:
+    """The finite values of a numeric column, sorted, each with a weight (rows it stands for).
+
+    In memory the weights are all one (``weights`` None: the values themselves); a sketch
+    (:mod:`conveyor.monitoring.sketches`) gives distinct values with their row counts
+    (``exact``), or a quantile sketch's retained items with their weights (not ``exact``).
+    Every statistic the profile and the drift check take from numbers goes through the
+    methods below, so both paths compute them with the same code.
+    """
+
+    def __init__(
+        self,
+        values: np.ndarray[Any, Any],
+        weights: np.ndarray[Any, Any] | None = None,
+        *,
+        exact: bool = True,
+    ) -> None:
+        self.values = values  # ascending
+        self.weights = weights
+        self.exact = exact
+        # rows at or before each value: cumulative[i] = sum(weights[: i + 1])
+        self._cumulative = None if weights is None else np.cumsum(weights, dtype=np.int64)
+        self.n = (
+            len(values)
+            if self._cumulative is None or not len(values)
+            else int(self._cumulative[-1])
+        )
+
+    def expanded(self) -> np.ndarray[Any, Any]:
+        """Every value, repeated by its weight (a sketch's approximation when not exact)."""
+        return self.values if self.weights is None else np.repeat(self.values, self.weights)
+
+    def count_below(self, edges: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Rows with a value strictly below each edge."""
+        at = np.searchsorted(self.values, edges, side="left")
+        if self._cumulative is None:
+            return at
+        return np.concatenate(([0], self._cumulative))[at]
+
+    def cdf(self, points: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Share of rows at or below each point."""
+        at = np.searchsorted(self.values, points, side="right")
+        if self._cumulative is not None:
+            at = np.concatenate(([0], self._cumulative))[at]
+        return at / self.n
+
+    def quantiles(
+        self, probabilities: np.ndarray[Any, Any], method: Literal["linear", "inverted_cdf"]
+    ) -> np.ndarray[Any, Any]:
+        """``np.quantile(values, probabilities, method=method)``, equal to it bit for bit on
+        weighted values too (the same index arithmetic as numpy, on order statistics read
+        from the cumulative weights)."""
+        if self._cumulative is None:
+            exact: np.ndarray[Any, Any] = np.quantile(self.values, probabilities, method=method)
+            return exact
+        n = self.n
+        if method == "inverted_cdf":
+            index = n * probabilities - 1
+            previous = np.floor(index)
+            take = np.where(index - previous == 0, previous, previous + 1).astype(np.intp)
+            return self._order_statistics(np.maximum(take, 0))
+        virtual = (n - 1) * probabilities
+        previous = np.floor(virtual)
+        gamma = virtual - previous
+        low = np.clip(previous, 0, n - 1).astype(np.intp)
+        high = np.clip(previous + 1, 0, n - 1).astype(np.intp)
+        low[virtual >= n - 1] = n - 1
+        a, b = self._order_statistics(low), self._order_statistics(high)
+        diff = b - a  # numpy's _lerp: from the nearer end, so that t = 1 gives b exactly
+        out: np.ndarray[Any, Any] = a + diff * gamma
+        np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+        return out
+
+    def _order_statistics(self, index: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The ``index``-th smallest rows' values (0-based)."""
+        assert self._cumulative is not None
+        found: np.ndarray[Any, Any] = self.values[
+            np.searchsorted(self._cumulative, index, side="right")
+        ]
+        return found
 
 
 def label_text(values: Any) -> pd.Series:
@@ -228,11 +376,3 @@ def positive_class(classes: list[str], positive: Any) -> str:
 def _plain(value: Any) -> Any:
     """numpy scalars -> Python scalars (the profile is JSON)."""
     return value.item() if hasattr(value, "item") else value
-
-
-def _quantile_edges(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Distinct inner edges of ``N_BINS`` quantile bins (fewer for columns with few values)."""
-    if len(values) == 0:
-        return np.array([], dtype="float64")
-    qs = np.quantile(values, np.linspace(0, 1, N_BINS + 1)[1:-1])
-    return np.unique(qs)

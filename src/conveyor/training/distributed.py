@@ -15,17 +15,15 @@ cluster; otherwise on a local cluster of worker processes started for the fit (o
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sklearn.base import BaseEstimator, ClassifierMixin, is_classifier
 
+from conveyor._dask import dask_client
 from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import numpy as np
     import pandas as pd
 
@@ -82,7 +80,7 @@ def fit_distributed(
     width = prep.transform(X_sample.iloc[:1]).shape[1]
     estimator = model.steps[-1][1]
     _quiet_lightgbm()
-    with _client(workers) as client:
+    with dask_client(workers=workers) as client:
         classes = None
         if is_classifier(estimator):
             classes = _classes(store, train_parts, target)
@@ -241,8 +239,8 @@ def _arrays(
     """The features and labels as dask arrays with known chunk sizes (from the manifest, so no
     pass over the data is needed to learn them)."""
     import dask.array as da
-    from dask.delayed import delayed
     import numpy as np
+    from dask.delayed import delayed
 
     part = _Part(store, table, prep, target, classes)
     declared = table.dtypes[table.columns.index(target)]
@@ -265,22 +263,3 @@ def _arrays(
         ]
     )
     return X, y
-
-
-@contextlib.contextmanager
-def _client(workers: int | None) -> Iterator[Any]:
-    """The cluster this step runs on, or a local one for the fit."""
-    from distributed import Client, get_worker, worker_client
-
-    try:
-        get_worker()
-    except ValueError:
-        pass
-    else:
-        with worker_client() as client:
-            yield client
-        return
-    from conveyor._dask import local_cluster
-
-    with local_cluster(workers) as cluster, Client(cluster) as client:
-        yield client
