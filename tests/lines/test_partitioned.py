@@ -365,3 +365,66 @@ def test_a_glob_on_s3_is_read_partition_by_partition(
     _, whole, _ = run_data(tmp_path, "whole.parquet", partitioned=False)
     assert out["dataset"].fingerprint == whole["dataset"].fingerprint
     assert len(out["clean"].parts) == 3
+
+
+@pytest.mark.slow
+def test_the_reference_profile_is_built_from_every_row(tmp_path: Path, visa: pd.DataFrame) -> None:
+    """Features from every training row, outputs from every test row, through sketches: the
+    profile build_profile makes of the same rows (categories exactly, numbers within the
+    sketches' tolerance), and no drift when checked against those rows."""
+    import shutil
+    from pathlib import Path as P
+
+    from conveyor.monitoring.drift import detect
+    from conveyor.monitoring.profile import ReferenceProfile, build_profile
+    from conveyor.project import Project
+
+    write_parts(visa, tmp_path / "data", 5)
+    shutil.copy(P(__file__).parents[2] / VISA, tmp_path / "schema.yaml")
+    config = {
+        "project": "p",
+        "store": {"metadata": "sqlite:///meta.db", "artifacts": "artifacts"},
+        "data": {
+            "source": {"type": "parquet", "path": "data"},
+            "schema": "schema.yaml",
+            "target": "case_status",
+            "partitioned": True,
+            "sample_rows": 1000,
+        },
+        "features": {"drop": ["case_id"]},
+        "training": {
+            "candidates": [{"name": "lr", "estimator": "sklearn.linear_model.LogisticRegression"}]
+        },
+        "evaluation": {"beat_baseline": False},
+        "registry": {"model": "p"},
+    }
+    (tmp_path / "conveyor.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with Project.load(tmp_path) as proj:
+        result = proj.run()
+        assert result.ok, result.failures
+        got = ReferenceProfile.from_dict(
+            proj.load_artifact(result.outputs["reference_profile"].digest)
+        )
+        store, model = proj.artifacts, proj.load_artifact(result.outputs["model"].digest)
+        tables = {
+            n: proj.load_artifact(result.outputs[n].digest) for n in ("train_parts", "test_parts")
+        }
+    train, test = (
+        pd.concat([partitions.load_part(store, t, i) for i in range(len(t.parts))])
+        for t in tables.values()
+    )
+    X = test.drop(columns=["case_status"])
+    want = build_profile(
+        train.drop(columns=["case_status", "case_id"]),
+        predictions=model.predict(X),
+        probabilities=model.predict_proba(X),
+        positive=got.positive,
+        classes=list(model.classes_),
+    )
+    assert got.n_rows == want.n_rows == len(train) > 1000  # every row, not the sample
+    assert set(got.columns) == set(want.columns) and set(got.outputs) == set(want.outputs)
+    assert got.columns["continent"] == want.columns["continent"]
+    assert got.outputs["prediction"] == want.outputs["prediction"]
+    assert got.columns["yr_of_estab"].mean == pytest.approx(want.columns["yr_of_estab"].mean)
+    verdict = detect(got, train.drop(columns=["case_status"]))
+    assert not verdict.drifted_columns, verdict.drifted_columns

@@ -29,7 +29,7 @@ import numpy as np
 
 from conveyor._text import short_list
 from conveyor.config import SourceConfig
-from conveyor.contracts import DatasetVersion, PartitionedTable, TablePart
+from conveyor.contracts import DatasetVersion, Evaluation, PartitionedTable, TablePart
 from conveyor.data import partitions, sources, versioning
 from conveyor.data.schema import Schema
 from conveyor.data.target import check_classes, infer_task, resolve_positive
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from conveyor.config import DataConfig
+    from conveyor.monitoring.sketches import FrameSketch
     from conveyor.pipeline import StepContext
 
 SPLIT_OUTPUTS = ("train", "test", "train_parts", "test_parts")
@@ -489,3 +490,83 @@ def _concat(frames: list[pd.DataFrame], table: PartitionedTable) -> pd.DataFrame
             {c: pd.Series(dtype=d) for c, d in zip(table.columns, table.dtypes, strict=True)}
         )
     return partitions.conform(pd.concat(kept, ignore_index=True), table.columns, table.dtypes)
+
+
+# --- reference profile ----------------------------------------------------------------------------
+
+
+def _outputs(model: Any, X: pd.DataFrame, evaluation: Evaluation) -> Any:
+    """The model's outputs on ``X`` as the reference profile has them."""
+    from conveyor.monitoring.profile import model_outputs
+
+    classification = evaluation.task == "classification"
+    scores = classification and hasattr(model, "predict_proba")
+    return model_outputs(
+        predictions=model.predict(X),
+        probabilities=model.predict_proba(X) if scores else None,
+        positive=evaluation.positive,
+        task=evaluation.task,
+        classes=list(model.classes_) if scores else None,
+    )
+
+
+@dataclass(frozen=True)
+class _SketchPart:
+    """Sketches one partition: its features (training rows), or the model's outputs on it
+    (test rows, scored like served traffic)."""
+
+    store: Any
+    table: PartitionedTable
+    target: str
+    drop: tuple[str, ...]
+    model: Any = None
+    evaluation: Evaluation | None = None
+
+    def __call__(self, index: int) -> FrameSketch:
+        import pandas as pd
+
+        from conveyor.monitoring.sketches import sketch_frame
+
+        X = partitions.load_part(self.store, self.table, index).drop(columns=[self.target])
+        if self.model is None or self.evaluation is None:
+            return sketch_frame(X.drop(columns=[c for c in self.drop if c in X.columns]))
+        out = _outputs(self.model, X, self.evaluation)
+        return sketch_frame(X.iloc[:0], outputs=pd.DataFrame(out.columns))
+
+
+def profile(
+    ctx: StepContext,
+    model: Any,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    evaluation: Evaluation,
+    train_parts: PartitionedTable,
+    test_parts: PartitionedTable,
+    *,
+    target: str,
+    drop: list[str],
+) -> dict[str, Any]:
+    """The reference profile from every training row (features) and every test row (the
+    model's outputs), through mergeable sketches, one partition in memory at a time; the same
+    profile as the in-memory line's within the sketches' tolerance
+    (:mod:`conveyor.monitoring.sketches`)."""
+    from conveyor.monitoring.sketches import profile_from_sketch
+
+    def merged(job: _SketchPart, table: PartitionedTable) -> FrameSketch:
+        total: FrameSketch | None = None
+        for sketch in partitions.run_tasks(job, range(len(table.parts)), label="profile"):
+            total = sketch if total is None else total.merge(sketch)
+        assert total is not None
+        return total
+
+    store = ctx.artifacts
+    features = merged(_SketchPart(store, train_parts, target, tuple(drop)), train_parts)
+    outputs = merged(
+        _SketchPart(store, test_parts, target, tuple(drop), model, evaluation), test_parts
+    )
+    meta = _outputs(model, test.drop(columns=[target]).iloc[:1], evaluation)
+    both = replace(features, outputs=outputs.outputs, n_output_rows=outputs.n_output_rows)
+    reference = profile_from_sketch(
+        both, positive=meta.positive, task=meta.task, classes=meta.classes
+    )
+    return reference.to_dict()

@@ -162,13 +162,7 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "importance": config.evaluation.importance.model_dump(),
             },
         ),
-        Step(
-            _profile,
-            "profile",
-            inputs={"model": "model", "train": "train", "test": "test", "evaluation": "evaluation"},
-            outputs=("reference_profile",),
-            params={"target": data.target, "drop": list(config.features.drop)},
-        ),
+        _profile_step(data.partitioned, data.target, list(config.features.drop)),
         Step(
             register,
             "register",
@@ -442,6 +436,28 @@ def _evaluate(
         inputs=[str(c) for c in X.columns],
     )
     return chosen, evaluation
+
+
+def _profile_step(partitioned: bool, target: str, drop: list[str]) -> Step:
+    inputs = {"model": "model", "train": "train", "test": "test", "evaluation": "evaluation"}
+    if partitioned:  # from every row, through mergeable sketches
+        from conveyor.lines._partitioned import profile
+
+        inputs.update(train_parts="train_parts", test_parts="test_parts")
+        return Step(
+            profile,
+            "profile",
+            inputs=inputs,
+            outputs=("reference_profile",),
+            params={"target": target, "drop": drop},
+        )
+    return Step(
+        _profile,
+        "profile",
+        inputs=inputs,
+        outputs=("reference_profile",),
+        params={"target": target, "drop": drop},
+    )
 
 
 def _profile(
