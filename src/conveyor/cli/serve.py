@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from conveyor.project import Project
     from conveyor.serving.app import ServeSettings
+    from conveyor.serving.batch_dask import ScoreSummary
 
 GRACEFUL_SECONDS = 8  # SIGTERM to exit: within 10 s (SageMaker kills 30 s after SIGTERM)
 
@@ -227,11 +228,53 @@ def serve_settings(
     return settings.override(**given)
 
 
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="local: in this process; dask: one task per input file on a Dask cluster, "
+        "written as a folder of Parquet parts.",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="--executor dask: the scheduler (tcp://host:8786). Default: executor.address when "
+        "conveyor.yaml's executor is dask, else a local cluster started for the command.",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=256,
+        help="--executor dask: worker processes of the local cluster (default: "
+        "executor.workers, else 2).",
+    ),
+]
+
+
 def predict(
     input_: Annotated[
-        str, typer.Option("--input", "-i", help="CSV or Parquet file, or an fsspec URI.")
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="CSV or Parquet file, or an fsspec URI; with --executor dask also a folder or "
+            "a glob (one partition per file).",
+        ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scores.")],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the scores; with --executor dask a folder of Parquet parts "
+            "(local, s3://, gs://, az://) published only when every partition is scored.",
+        ),
+    ],
     model: ModelOpt = None,
     output_format: Annotated[
         str | None, typer.Option("--format", help="csv or parquet (default: from --output).")
@@ -240,10 +283,73 @@ def predict(
         int,
         typer.Option("--chunk-rows", min=1, max=10_000_000, help="Rows per chunk (bounds memory)."),
     ] = DEFAULT_CHUNK_ROWS,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
     project: ProjectOpt = Path("."),
     json_: JsonOpt = False,
 ) -> None:
     """Score a table in chunks: input columns + prediction, probabilities and model version."""
+    _check_predict_flags(executor, output, output_format, address, workers)
+    if executor == "dask":
+        _predict_dask(
+            input_,
+            output,
+            model=model,
+            chunk_rows=chunk_rows,
+            address=address,
+            workers=workers,
+            project=project,
+            json_=json_,
+        )
+    else:
+        _predict_local(
+            input_,
+            Path(output),
+            model=model,
+            output_format=output_format,
+            chunk_rows=chunk_rows,
+            project=project,
+            json_=json_,
+        )
+
+
+def _check_predict_flags(
+    executor: str,
+    output: str,
+    output_format: str | None,
+    address: str | None,
+    workers: int | None,
+) -> None:
+    """Exit 2 on flags that do not go together."""
+    err = console(stderr=True)
+    problem = None
+    if executor not in ("local", "dask"):
+        problem = f"--executor {executor!r}: choose local or dask"
+    elif executor == "local" and (address is not None or workers is not None):
+        problem = "--address and --workers go with --executor dask"
+    elif executor == "dask" and address is not None and workers is not None:
+        problem = "--workers sizes a local cluster; the cluster at --address has its own"
+    elif executor == "dask" and (
+        output_format not in (None, "parquet") or output.rstrip("/").lower().endswith(".csv")
+    ):
+        problem = "with --executor dask the output is a folder of Parquet parts, not csv"
+    if problem is not None:
+        err.print(f"[red]error:[/] {escape(problem)}")
+        raise typer.Exit(EXIT_USAGE)
+
+
+def _predict_local(
+    input_: str,
+    output: Path,
+    *,
+    model: str | None,
+    output_format: str | None,
+    chunk_rows: int,
+    project: Path,
+    json_: bool,
+) -> None:
+    """One file scored in this process, chunk by chunk (the default)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from conveyor.config import SourceConfig
@@ -304,6 +410,105 @@ def predict(
     console().print(
         f"scored {rows:,} rows with {loaded.ref} in {seconds:.2f} s "
         f"({summary['rows_per_second'] or 0:,} rows/s) -> {output}"
+    )
+
+
+def _predict_dask(
+    input_: str,
+    output: str,
+    *,
+    model: str | None,
+    chunk_rows: int,
+    address: str | None,
+    workers: int | None,
+    project: Path,
+    json_: bool,
+) -> None:
+    """Each input file scored as a task on a Dask cluster; the parts published at once."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from conveyor.project import Project
+    from conveyor.serving import batch_dask
+
+    err = console(stderr=True)
+    live = err.is_terminal and not json_  # a bar on a terminal, a line per partition in a log
+    with conveyor_errors(), Project.load(project) as proj:
+        source = batch_dask.model_source(proj, proj.model_ref(model))
+        files = batch_dask.input_files(proj, input_)
+        out = batch_dask.output_for(proj, output)
+        configured = proj.config.executor
+        if configured.type == "dask":
+            address = address or configured.address
+            workers = workers or configured.workers
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not live,
+        ) as bar:
+            task = bar.add_task(f"scoring with {source.ref} on dask", total=len(files))
+
+            def on_start(resumed: int, total: int) -> None:
+                bar.update(task, completed=resumed)
+                if resumed and not json_:
+                    err.print(f"resumed: {resumed}/{total} partitions already scored")
+
+            def on_part(outcome: batch_dask.PartOutcome, done: int, todo: int) -> None:
+                bar.advance(task)
+                record = outcome.record
+                if live or json_ or record is None:
+                    return
+                err.print(
+                    f"[{done}/{todo}] {escape(record.input)} -> {record.part or '(no rows)'}: "
+                    f"{record.rows:,} rows in {outcome.seconds:.1f} s",
+                    soft_wrap=True,
+                )
+
+            result = batch_dask.score_partitioned(
+                files,
+                out,
+                source,
+                address=address,
+                workers=workers or 2,
+                chunk_rows=chunk_rows,
+                on_start=on_start,
+                on_part=on_part,
+            )
+    _dask_summary(result, json_=json_)
+
+
+def _dask_summary(result: ScoreSummary, *, json_: bool) -> None:
+    seconds = result.seconds
+    summary = {
+        "model": result.model.name,
+        "version": result.model.version,
+        "rows": result.rows,
+        "scored_rows": result.scored_rows,
+        "seconds": round(seconds, 3),
+        "startup_seconds": round(result.startup_seconds, 3),
+        "rows_per_second": round(result.scored_rows / seconds) if seconds else None,
+        "output": result.output,
+        "executor": "dask",
+        "partitions": result.partitions,
+        "resumed": result.resumed,
+        "model_loads": result.model_loads,
+    }
+    if json_:
+        print_json(summary)
+        return
+    resumed = (
+        f" (resumed: {result.resumed}/{result.partitions} partitions already scored)"
+        if result.resumed
+        else ""
+    )
+    console().print(
+        f"scored {result.rows:,} rows in {result.partitions} partitions{resumed} with "
+        f"{result.model.ref} on dask in {seconds:.2f} s "
+        f"({summary['rows_per_second'] or 0:,} rows/s) -> {escape(result.output)}",
+        soft_wrap=True,
     )
 
 

@@ -19,8 +19,7 @@ import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from conveyor._dask import local_cluster
-from conveyor.errors import ConfigError
+from conveyor._dask import CONNECT_TIMEOUT, connect, local_cluster
 from conveyor.runner._execute import execute
 from conveyor.runner.base import AbstractExecutor, FailureKind, StepOutcome
 
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a scheduler at ``address`` to answer (Dask's own default is 30)."""
 
 _WORKER_STORES: dict[tuple[str, str], Any] = {}
@@ -82,19 +80,7 @@ class DaskExecutor(AbstractExecutor):
             self._client = Client(self._address)
             return
         self._address = address
-        try:
-            self._client = Client(address, timeout=connect_timeout)
-        except ValueError as exc:  # distributed cannot parse it
-            raise ConfigError(
-                f"executor.address: {address!r} is not a Dask scheduler address ({exc}); "
-                "expected tcp://HOST:PORT"
-            ) from exc
-        except (OSError, TimeoutError) as exc:
-            raise ConfigError(
-                f"executor.address: no Dask scheduler answered at {address} within "
-                f"{connect_timeout:g} s ({_last_cause(exc)}); start one (dask scheduler) "
-                "or fix the address"
-            ) from exc
+        self._client = connect(address, timeout=connect_timeout)
 
     def submit(self, task: StepTask) -> Future[StepOutcome]:
         from distributed.protocol.pickle import dumps
@@ -180,17 +166,6 @@ def _lost(name: str, exc: BaseException, submitted: float, address: str) -> Step
         error_type=type(exc).__name__,
         failure=FailureKind.ERROR,
     )
-
-
-def _last_cause(exc: BaseException) -> str:
-    """Why the connection failed: the socket error under Dask's "timed out" when there is one
-    (connection refused, host unknown), else Dask's own message."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno is not None:
-            return f"{type(seen).__name__}: {seen.strerror}"
-        seen = seen.__cause__ or seen.__context__
-    return str(exc)
 
 
 def _suspicious(key: str, dask_scheduler: Any = None) -> int:
