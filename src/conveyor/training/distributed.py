@@ -75,7 +75,7 @@ def fit_distributed(
             "the artifact store on its workers; use a folder or an object store, not memory://"
         )
     X_sample = sample.drop(columns=[target])
-    model = build_model(candidate, X_sample, features=features, seed=seed)
+    model = build_model(candidate, X_sample, features=native_categories(features), seed=seed)
     prep = Pipeline(model.steps[:-1]).fit(X_sample, sample[target])
     width = prep.transform(X_sample.iloc[:1]).shape[1]
     estimator = model.steps[-1][1]
@@ -87,7 +87,7 @@ def fit_distributed(
             estimator = _booster_trainer(estimator, len(classes), candidate.name)
         X, y = _arrays(store, train_parts, prep, target, width, classes)
         estimator.set_params(client=client)
-        estimator.fit(X, y)
+        estimator.fit(X, y, categorical_feature=_category_columns(prep))
         local = estimator.to_local()
     final = local if classes is None else BoosterClassifier(local, classes)
     return Pipeline([*prep.steps, ("estimator", final)])
@@ -183,6 +183,26 @@ def _booster_trainer(estimator: Any, n_classes: int, name: str) -> Any:
     return DaskLGBMRegressor(**params)
 
 
+def native_categories(features: FeaturesConfig) -> FeaturesConfig:
+    """The features of a Dask LightGBM candidate: categories as integer codes that LightGBM
+    splits on natively, instead of one-hot columns.
+
+    Each worker holds its rows as a dense float32 matrix (and a second copy while LightGBM
+    builds its dataset): on the visa table one-hot makes 30 columns, codes keep 12, 40% of the
+    memory per row. LightGBM's own advice is the same (its categorical splits beat one-hot
+    columns for trees).
+    """
+    categorical = features.categorical.model_copy(update={"encode": "ordinal"})
+    return features.model_copy(update={"categorical": categorical})
+
+
+def _category_columns(prep: Any) -> list[int]:
+    """Where the category codes sit in the preprocessed matrix."""
+    columns = prep.named_steps["preprocess"]
+    where = columns.output_indices_.get("categorical", slice(0, 0))
+    return list(range(where.start, where.stop))
+
+
 def _quiet_lightgbm() -> None:
     """LightGBM's Python-side messages ("Finding random open ports for workers", "Parameter
     n_jobs will be ignored": lightgbm.dask drops the thread count it sets per worker itself) go to
@@ -211,7 +231,7 @@ class _Part:
 
         frame = load_part(self.store, self.table, index)
         out: np.ndarray[Any, Any] = self.prep.transform(frame.drop(columns=[self.target]))
-        return out.astype("float64", copy=False)
+        return out.astype("float32", copy=False)
 
     classes: list[Any] | None = None
 
@@ -225,7 +245,7 @@ class _Part:
             values: np.ndarray[Any, Any] = column.to_numpy()
             return values
         codes: np.ndarray[Any, Any] = pd.Categorical(column, categories=self.classes).codes
-        return codes.astype("float64")
+        return codes.astype("float32")
 
 
 def _arrays(
@@ -244,12 +264,12 @@ def _arrays(
 
     part = _Part(store, table, prep, target, classes)
     declared = table.dtypes[table.columns.index(target)]
-    label_dtype = np.dtype("float64") if classes is not None else np.dtype(declared)
+    label_dtype = np.dtype("float32") if classes is not None else np.dtype(declared)
     kept = [i for i, p in enumerate(table.parts) if p.rows]
     X = da.concatenate(
         [
             da.from_delayed(
-                delayed(part.features)(i), shape=(table.parts[i].rows, width), dtype="float64"
+                delayed(part.features)(i), shape=(table.parts[i].rows, width), dtype="float32"
             )
             for i in kept
         ]
