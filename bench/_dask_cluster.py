@@ -236,6 +236,8 @@ class DaskCluster:
                     "--port",
                     str(self.port),
                     "--no-dashboard",
+                    "--dashboard-address",  # its HTTP routes still start: loopback only
+                    "127.0.0.1:0",
                 ],
             )
             for i in range(self.workers):
