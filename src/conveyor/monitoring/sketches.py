@@ -138,13 +138,25 @@ class NumericSketch:
         )
 
     def numbers(self) -> Distribution:
-        """Exact distinct values with their rows, else the KLL sketch's weighted items."""
+        """Exact distinct values with their rows, else the KLL sketch read as its quantiles
+        at evenly spaced ranks, each standing for an equal share of the rows.
+
+        Not the sketch's retained items with their weights: after merging many sketches that
+        had not compacted yet, datasketches (5.2) iterates the items with weight 1 each
+        (9,440 "rows" for 53,940), which skewed every statistic of merged partitions (found on
+        5 partitions of pydataset's diamonds: Wasserstein 0.18 instead of 0.005). The quantile
+        queries are right; a grid of ``2 k`` of them keeps the KLL rank error.
+        """
         if self.distinct is not None:
             return Distribution(*self.distinct)
         kll = _load_kll(self.kll)
-        items = np.array(list(kll), dtype="float64").reshape(-1, 2)
-        order = np.argsort(items[:, 0], kind="stable")
-        return Distribution(items[order, 0], items[order, 1].astype(np.int64), exact=False)
+        n = int(kll.n)
+        points = min(n, 2 * self.options.k)
+        values = np.asarray(kll.get_quantiles(list((np.arange(points) + 0.5) / points)))
+        weights = np.diff(np.arange(points + 1, dtype=np.int64) * n // points)
+        unique, where = np.unique(values.astype("float64"), return_inverse=True)
+        rows = np.bincount(where, weights=weights, minlength=len(unique)).astype(np.int64)
+        return Distribution(unique, rows, exact=False)
 
     def categories(self) -> tuple[pd.Series, int]:
         """Numbers cannot be read back as category labels: sketch with the reference."""
