@@ -409,6 +409,8 @@ def test_the_reference_profile_is_built_from_every_row(tmp_path: Path, visa: pd.
         tables = {
             n: proj.load_artifact(result.outputs[n].digest) for n in ("train_parts", "test_parts")
         }
+        html = proj.load_artifact(result.outputs["report_html"].digest).decode()
+        sample = proj.load_artifact(result.outputs["train"].digest)
     train, test = (
         pd.concat([partitions.load_part(store, t, i) for i in range(len(t.parts))])
         for t in tables.values()
@@ -426,5 +428,8 @@ def test_the_reference_profile_is_built_from_every_row(tmp_path: Path, visa: pd.
     assert got.columns["continent"] == want.columns["continent"]
     assert got.outputs["prediction"] == want.outputs["prediction"]
     assert got.columns["yr_of_estab"].mean == pytest.approx(want.columns["yr_of_estab"].mean)
+    # the report says what trained on a sample, with the sizes of both sides
+    assert "candidates trained in memory on a sample of" in html
+    assert f"{len(sample):,} of {len(train):,} training rows" in html
     verdict = detect(got, train.drop(columns=["case_status"]))
     assert not verdict.drifted_columns, verdict.drifted_columns

@@ -92,13 +92,18 @@ def training_report(
     evaluation: Evaluation,
     gates: GateReport,
     diagnostics: Mapping[str, Any] | None,
+    sample: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """The report of a train-line run, from its typed stage outputs (see :func:`build_report`).
 
-    ``diagnostics`` is the output of :func:`~conveyor.evaluation.diagnostics.diagnose`.
+    ``diagnostics`` is the output of :func:`~conveyor.evaluation.diagnostics.diagnose`;
+    ``sample`` (partitioned data) says how many rows of each side the in-memory fits and the
+    metrics saw: ``{train_sample, train_rows, test_sample, test_rows}``.
     """
+    extra = {"sample": dict(sample)} if sample else {}
     return build_report(
         {
+            **extra,
             "run_id": run_id,
             "model_name": model_name,
             "data": dataset.model_dump(include={"fingerprint", "source", "rows", "columns"}),
@@ -158,6 +163,7 @@ def _context(report: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "model_name": report["model_name"],
         "run_id": report["run_id"],
+        "sample": report.get("sample"),
         "task": report["task"],
         "generated_by": report["generated_by"],
         "decision": report.get("decision"),

@@ -153,6 +153,11 @@ def build(config: ProjectConfig, base_dir: Path) -> Pipeline:
                 "evaluation": "evaluation",
                 "gates": "gates",
                 "dataset": "dataset",
+                **(
+                    {"train": "train", "train_parts": "train_parts", "test_parts": "test_parts"}
+                    if data.partitioned
+                    else {}
+                ),
             },
             outputs=("report", "report_html"),
             params={
@@ -526,6 +531,9 @@ def _report(
     evaluation: Evaluation,
     gates: GateReport,
     dataset: DatasetVersion,
+    train: pd.DataFrame | None = None,
+    train_parts: PartitionedTable | None = None,
+    test_parts: PartitionedTable | None = None,
     *,
     target: str,
     model_name: str,
@@ -552,6 +560,14 @@ def _report(
         evaluation=evaluation,
         gates=gates,
         diagnostics=diagnostics,
+        sample=None
+        if train is None or train_parts is None or test_parts is None
+        else {
+            "train_sample": len(train),
+            "train_rows": train_parts.rows,
+            "test_sample": len(test),
+            "test_rows": test_parts.rows,
+        },
     )
 
 
