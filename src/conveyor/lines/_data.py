@@ -134,6 +134,16 @@ def _validate(
     schema: dict[str, Any],
     target: str,
 ) -> pd.DataFrame:
+    record_dataset(ctx, dataset, raw.columns, target)
+    clean, report = validate_frame(
+        raw, Schema.model_validate(schema), source=dataset.source, target=target
+    )
+    record_validation(ctx, report, columns=len(raw.columns))
+    return clean
+
+
+def record_dataset(ctx: StepContext, dataset: DatasetVersion, columns: Any, target: str) -> None:
+    """Record the dataset version the validate step reads; fail when the target is missing."""
     ctx.metadata.record_dataset(
         dataset.fingerprint,
         source=dataset.source,
@@ -143,16 +153,11 @@ def _validate(
         digest=ctx.input_digests["raw"],
         run_id=ctx.run_id,
     )
-    if target not in raw.columns:
+    if target not in columns:
         raise DataValidationError(
             f"{dataset.source}: target column {target!r} (data.target) is missing; "
-            f"columns: {short_list(raw.columns, limit=10)}"
+            f"columns: {short_list(columns, limit=10)}"
         )
-    clean, report = validate_frame(
-        raw, Schema.model_validate(schema), source=dataset.source, target=target
-    )
-    record_validation(ctx, report, columns=len(raw.columns))
-    return clean
 
 
 def record_validation(ctx: StepContext, report: ValidationReport, *, columns: int) -> None:

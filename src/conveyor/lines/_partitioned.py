@@ -242,22 +242,9 @@ def validate(
     schema: dict[str, Any],
     target: str,
 ) -> PartitionedTable:
-    from conveyor.lines._data import record_validation
+    from conveyor.lines._data import record_dataset, record_validation
 
-    ctx.metadata.record_dataset(
-        dataset.fingerprint,
-        source=dataset.source,
-        n_rows=dataset.rows,
-        n_columns=dataset.columns,
-        schema_hash=dataset.schema_hash,
-        digest=ctx.input_digests["raw"],
-        run_id=ctx.run_id,
-    )
-    if target not in raw.columns:
-        raise DataValidationError(
-            f"{dataset.source}: target column {target!r} (data.target) is missing; "
-            f"columns: {short_list(raw.columns, limit=10)}"
-        )
+    record_dataset(ctx, dataset, raw.columns, target)
     full = Schema.model_validate(schema)
     local, unique = _per_partition(full)
     job = _Validate(ctx.artifacts, raw, local, unique, dataset.source, target)

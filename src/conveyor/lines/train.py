@@ -445,19 +445,13 @@ def _evaluate(
 
 def _profile_step(partitioned: bool, target: str, drop: list[str]) -> Step:
     inputs = {"model": "model", "train": "train", "test": "test", "evaluation": "evaluation"}
+    function: Any = _profile
     if partitioned:  # from every row, through mergeable sketches
-        from conveyor.lines._partitioned import profile
+        from conveyor.lines._partitioned import profile as function
 
         inputs.update(train_parts="train_parts", test_parts="test_parts")
-        return Step(
-            profile,
-            "profile",
-            inputs=inputs,
-            outputs=("reference_profile",),
-            params={"target": target, "drop": drop},
-        )
     return Step(
-        _profile,
+        function,
         "profile",
         inputs=inputs,
         outputs=("reference_profile",),
